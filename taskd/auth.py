@@ -1,0 +1,81 @@
+"""Accounts and credentials: secrets, API keys bound to referrer whitelists, and their limits."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from taskd.errors import Unauthorized
+from taskd.origins import Origin, OriginPattern
+from taskd.records import Limits
+from taskd.settings import AccountSettings
+
+
+def digest(credential: str) -> bytes:
+    # Credentials are looked up by digest: timing reveals nothing about the presented value.
+    return hashlib.sha256(credential.encode()).digest()
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    referrers: tuple[OriginPattern, ...]
+    limits: Limits
+    max_tasks_per_request: int
+    signing_keys: tuple[bytes, ...]
+
+    def allows(self, origin: Origin) -> bool:
+        return any(p.matches(origin) for p in self.referrers)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a request presented: a secret, or an API key with the request's origin."""
+
+    secret: str | None = None
+    api_key: str | None = None
+    origin: Origin | None = None
+
+
+class Accounts:
+    def __init__(self, settings: Mapping[str, AccountSettings]) -> None:
+        self.by_secret: dict[bytes, Account] = {}
+        self.by_api_key: dict[bytes, Account] = {}
+        self.accounts: list[Account] = []
+        for name, conf in settings.items():
+            account = Account(
+                name=name,
+                referrers=tuple(OriginPattern.parse(p) for p in conf.referrers),
+                limits=Limits(conf.rate_per_minute, conf.max_pending),
+                max_tasks_per_request=conf.max_tasks_per_request,
+                signing_keys=tuple(
+                    k.get_secret_value().encode() for k in [conf.secret, *conf.signing_keys]
+                ),
+            )
+            self.accounts.append(account)
+            self.by_secret[digest(conf.secret.get_secret_value())] = account
+            for key in conf.api_keys:
+                self.by_api_key[digest(key.get_secret_value())] = account
+
+    def authenticate(self, credentials: Credentials) -> Account:
+        """The account the credentials belong to; Unauthorized otherwise."""
+        if credentials.secret is not None:
+            account = self.by_secret.get(digest(credentials.secret))
+            if account is None:
+                raise Unauthorized("invalid secret")
+            return account
+        if credentials.api_key is not None:
+            account = self.by_api_key.get(digest(credentials.api_key))
+            if account is None:
+                raise Unauthorized("invalid API key")
+            if credentials.origin is None:
+                raise Unauthorized("an API key needs a Referer or Origin header")
+            if not account.allows(credentials.origin):
+                raise Unauthorized(f"referrer not allowed: {credentials.origin.serialize()}")
+            return account
+        raise Unauthorized("missing credentials: give a secret or an API key")
+
+    def origin_allowed(self, origin: Origin) -> bool:
+        """Whether any account whitelists `origin` (CORS for the creating endpoints)."""
+        return any(account.allows(origin) for account in self.accounts)

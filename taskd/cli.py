@@ -1,0 +1,125 @@
+"""The `taskd` command: run, serve, worker, submit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from taskd.errors import TaskdError
+from taskd.logs import setup_logging
+from taskd.settings import Settings, load_settings
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="taskd", description="Asynchronous task queue server.")
+    p.add_argument("--config", help="TOML settings (default: $TASKD_CONFIG or config/taskd.toml)")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="redis-server + HTTP server + worker, for one machine")
+    sub.add_parser("serve", help="the HTTP server (production: several behind a load balancer)")
+    sub.add_parser("worker", help="an arq worker (production: as many as needed)")
+    submit = sub.add_parser("submit", help="create a task and print its status")
+    submit.add_argument("task_name")
+    submit.add_argument("params", nargs="*", metavar="KEY=VALUE", help="VALUE is JSON or text")
+    mode = submit.add_mutually_exclusive_group()
+    mode.add_argument("--block", action="store_true", help="wait for the result")
+    mode.add_argument("--stream", action="store_true", help="print every status change")
+    submit.add_argument("--url", help="server URL (default: from the settings)")
+    submit.add_argument("--secret", help="account secret (default: the first account's)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        setup_logging(settings.log, args.command)
+        return COMMANDS[args.command](settings, args)
+    except TaskdError as exc:
+        print(f"taskd: {exc}", file=sys.stderr)
+        return 2
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    from taskd.supervisor import run as run_all  # noqa: PLC0415
+
+    return run_all(settings, Path(args.config or "config/taskd.toml"))
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> int:
+    from aiohttp import web  # noqa: PLC0415
+
+    from taskd.connections import redis_url  # noqa: PLC0415
+    from taskd.web.app import RUNNER_OPTIONS, create_app  # noqa: PLC0415
+
+    redis_url(settings.redis)
+    web.run_app(
+        create_app(settings),
+        host=settings.server.host,
+        port=settings.server.port,
+        access_log=None,
+        print=None,
+        **RUNNER_OPTIONS,  # type: ignore[arg-type]
+    )
+    return 0
+
+
+def worker(settings: Settings, args: argparse.Namespace) -> int:
+    from taskd.connections import redis_url  # noqa: PLC0415
+
+    redis_url(settings.redis)
+    # workers/ is loaded by name, like task modules: nothing in taskd imports it statically.
+    importlib.import_module("workers").run_worker(settings)
+    return 0
+
+
+def submit(settings: Settings, args: argparse.Namespace) -> int:
+    from taskd.client import ApiError, Client  # noqa: PLC0415
+
+    definition: dict[str, Any] = {"task_name": args.task_name}
+    for item in args.params:
+        name, sep, value = item.partition("=")
+        if not sep:
+            print(f"taskd: {item!r} is not KEY=VALUE", file=sys.stderr)
+            return 2
+        definition[name] = parse_value(value)
+    url = args.url or f"http://{settings.server.host}:{settings.server.port}"
+    secret = args.secret or next(
+        (a.secret.get_secret_value() for a in settings.accounts.values()), ""
+    )
+
+    async def go() -> int:
+        async with aiohttp.ClientSession() as session:
+            client = Client(session, url, secret)
+            try:
+                if args.stream:
+                    async for status in client.create_stream([definition]):
+                        print(orjson.dumps(status).decode(), flush=True)
+                else:
+                    statuses = await client.create([definition], block=args.block)
+                    print(orjson.dumps(statuses, option=orjson.OPT_INDENT_2).decode())
+            except ApiError as exc:
+                print(orjson.dumps(exc.body).decode(), file=sys.stderr)
+                return 1
+            except aiohttp.ClientError as exc:
+                print(f"taskd: cannot reach {url}: {exc}", file=sys.stderr)
+                return 1
+        return 0
+
+    return asyncio.run(go())
+
+
+def parse_value(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+
+
+COMMANDS = {"run": run, "serve": serve, "worker": worker, "submit": submit}

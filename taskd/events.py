@@ -1,0 +1,213 @@
+"""The event hub: ONE Redis pub/sub connection per process, fanned out to every waiting request.
+
+A waiter subscribes to its tasks' channels and waits for Redis to confirm, *then* reads the
+records, so no change is missed between the two. Every published status carries the record's
+version, so a waiter drops anything not newer than what it already has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from taskd.records import Snapshot, channel, is_terminal
+
+log = logging.getLogger(__name__)
+
+PREFIX = channel("").encode()
+Resync = Callable[[Sequence[str]], Awaitable[list[Snapshot | None]]]
+
+
+class Listener:
+    """One waiting request: the latest status of each of its tasks, and a queue of changes."""
+
+    def __init__(self, keys: Sequence[str], size: int) -> None:
+        self.keys = list(dict.fromkeys(keys))
+        self.latest: dict[str, Snapshot] = {}
+        self.changes: asyncio.Queue[str] = asyncio.Queue(size)
+
+    def offer(self, key: str, snapshot: Snapshot) -> bool:
+        """Keep `snapshot` if it is newer than what we have; queue the change. True if kept."""
+        known = self.latest.get(key)
+        if known is not None and known.version >= snapshot.version:
+            return False
+        self.latest[key] = snapshot
+        if self.changes.full():
+            # A slow reader loses intermediate changes, never the latest: it is in `latest`.
+            self.changes.get_nowait()
+        self.changes.put_nowait(key)
+        return True
+
+    def seed(self, key: str, snapshot: Snapshot) -> None:
+        """The status read after subscribing: the baseline, not a change."""
+        known = self.latest.get(key)
+        if known is None or known.version < snapshot.version:
+            self.latest[key] = snapshot
+
+    async def next_change(self, timeout: float | None = None) -> tuple[str, bytes] | None:
+        """The next newer status of one of the keys, or None after `timeout` seconds of silence."""
+        try:
+            async with asyncio.timeout(timeout):
+                key = await self.changes.get()
+        except TimeoutError:
+            return None
+        return key, self.latest[key].json
+
+    def all_terminal(self) -> bool:
+        return all(k in self.latest and is_terminal(self.latest[k].json) for k in self.keys)
+
+
+@dataclass
+class Subscription:
+    listeners: set[Listener] = field(default_factory=set)
+    # SUBSCRIBE commands sent for this channel and not yet confirmed; waiters wait for zero.
+    outstanding: int = 0
+    confirmed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class EventHub:
+    def __init__(self, redis: Redis, resync: Resync, queue_size: int = 64) -> None:
+        self.redis = redis
+        self.resync = resync
+        self.queue_size = queue_size
+        self.subscriptions: dict[bytes, Subscription] = {}
+        self._conn: AbstractConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._conn = self.redis.connection_pool.make_connection()
+        await self._conn.connect()
+        self._connected.set()
+        self._reader = asyncio.create_task(self._read_forever(), name="taskd-event-hub")
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._conn is not None:
+            await self._conn.disconnect()
+
+    @contextlib.asynccontextmanager
+    async def watch(self, keys: Sequence[str]) -> AsyncIterator[Listener]:
+        """Subscribe a new listener to `keys`; on exit (even by cancellation) release it."""
+        listener = Listener(keys, self.queue_size)
+        try:
+            await self._subscribe(listener)
+            yield listener
+        finally:
+            await self._unsubscribe(listener)
+
+    async def _subscribe(self, listener: Listener) -> None:
+        new: list[bytes] = []
+        waits: list[asyncio.Event] = []
+        for key in listener.keys:
+            name = PREFIX + key.encode()
+            sub = self.subscriptions.get(name)
+            if sub is None:
+                sub = self.subscriptions[name] = Subscription()
+                new.append(name)
+            sub.listeners.add(listener)
+            waits.append(sub.confirmed)
+        if new:
+            for name in new:
+                self.subscriptions[name].outstanding += 1
+            await self._send("SUBSCRIBE", *new)
+        for event in waits:
+            await event.wait()
+
+    async def _unsubscribe(self, listener: Listener) -> None:
+        gone: list[bytes] = []
+        for key in listener.keys:
+            name = PREFIX + key.encode()
+            sub = self.subscriptions.get(name)
+            if sub is None:
+                continue
+            sub.listeners.discard(listener)
+            if not sub.listeners:
+                del self.subscriptions[name]
+                gone.append(name)
+        if gone:
+            await self._send("UNSUBSCRIBE", *gone)
+
+    async def _send(self, *args: bytes | str) -> None:
+        if self._conn is None or not self._connected.is_set():
+            return  # the reconnect re-sends every current subscription
+        try:
+            await self._conn.send_command(*args, check_health=False)
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            log.warning("event hub: sending %s failed; reconnecting", args[0])
+
+    async def _read_forever(self) -> None:
+        assert self._conn is not None
+        while True:
+            try:
+                reply = await self._conn.read_response(disconnect_on_error=False, push_request=True)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("event hub: connection lost (%s); reconnecting", exc)
+                await self._reconnect()
+                continue
+            if isinstance(reply, list) and len(reply) == 3:
+                self._dispatch(reply[0], reply[1], reply[2])
+
+    def _dispatch(self, kind: bytes, name: bytes, data: object) -> None:
+        sub = self.subscriptions.get(name)
+        if sub is None:
+            return
+        if kind == b"message" and isinstance(data, bytes):
+            version, _, json = data.partition(b" ")
+            snapshot = Snapshot(int(version), json)
+            key = name[len(PREFIX) :].decode()
+            for listener in sub.listeners:
+                listener.offer(key, snapshot)
+        elif kind == b"subscribe":
+            sub.outstanding -= 1
+            if sub.outstanding <= 0:
+                sub.confirmed.set()
+
+    async def _reconnect(self) -> None:
+        assert self._conn is not None
+        self._connected.clear()
+        delay = 0.05
+        while True:
+            await self._conn.disconnect()
+            try:
+                await self._conn.connect()
+                names = list(self.subscriptions)
+                for name in names:
+                    self.subscriptions[name].outstanding = 1
+                    self.subscriptions[name].confirmed.clear()
+                if names:
+                    await self._conn.send_command("SUBSCRIBE", *names, check_health=False)
+                break
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        self._connected.set()
+        log.info("event hub: reconnected, %d channels", len(self.subscriptions))
+        catch_up = asyncio.create_task(self._catch_up(list(self.subscriptions)))
+        self._background.add(catch_up)
+        catch_up.add_done_callback(self._background.discard)
+
+    async def _catch_up(self, names: list[bytes]) -> None:
+        """Changes published while we were away: read the records once resubscribed."""
+        for name in names:
+            sub = self.subscriptions.get(name)
+            if sub is not None:
+                await sub.confirmed.wait()
+        keys = [name[len(PREFIX) :].decode() for name in names]
+        for key, snapshot in zip(keys, await self.resync(keys), strict=True):
+            sub = self.subscriptions.get(PREFIX + key.encode())
+            if sub is not None and snapshot is not None:
+                for listener in sub.listeners:
+                    listener.offer(key, snapshot)

@@ -1,0 +1,152 @@
+"""Typed settings: a TOML file plus TASKD_* environment overrides, validated at start."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from taskd.errors import TaskdError
+
+DEFAULT_CONFIG = Path("config/taskd.toml")
+
+
+class SettingsError(TaskdError):
+    """The configuration cannot be used; the message names the file and the key."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    public_url: str = ""
+    max_block_seconds: Annotated[float, Field(gt=0)] = 300
+    max_body_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
+    heartbeat: Annotated[float, Field(ge=0)] = 0
+
+
+class RedisSettings(Section):
+    url: str = ""
+    # Commands in flight at once per process; callers wait for a free connection beyond it.
+    max_connections: Annotated[int, Field(ge=1)] = 16
+
+
+class LogSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+
+
+class TasksSettings(Section):
+    modules: list[str] = ["tasks"]
+
+
+class WorkerSettings(Section):
+    max_jobs: Annotated[int, Field(ge=1)] = 50
+    job_timeout: Annotated[float, Field(gt=0)] = 3600
+    result_ttl: Annotated[int, Field(ge=1)] = 86400
+    # Safety net only: workers wake on a pub/sub message the moment a task is queued.
+    poll_interval: Annotated[float, Field(gt=0)] = 1.0
+
+
+class StorageSettings(Section):
+    backend: Literal["local", "s3"] = "local"
+    path: str = "var/files"
+    bucket: str = ""
+    endpoint_url: str = ""
+    region: str = ""
+    access_key_id: str = ""
+    secret_access_key: SecretStr = SecretStr("")
+    url_ttl: Annotated[int, Field(ge=1)] = 3600
+    cache_ttl: Annotated[int, Field(ge=0)] = 3600
+
+
+class FetchSettings(Section):
+    allow_hosts: list[str] = []
+    max_bytes: Annotated[int, Field(gt=0)] = 50 * 1024 * 1024
+
+
+class AccountSettings(Section):
+    secret: SecretStr
+    signing_keys: list[SecretStr] = []
+    api_keys: list[SecretStr] = []
+    referrers: list[str] = []
+    max_pending: Annotated[int, Field(ge=1)] = 1000
+    max_tasks_per_request: Annotated[int, Field(ge=1)] = 100
+    rate_per_minute: Annotated[int, Field(ge=1)] = 6000
+
+
+class MachineSettings(Section):
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    username: str = ""
+    client_keys: list[str] = []
+    known_hosts: str = "~/.ssh/known_hosts"
+    scheduler: Literal["shell", "slurm"] = "shell"
+    workdir: str = ""
+    connect_timeout: Annotated[float, Field(gt=0)] = 10
+    poll_interval: Annotated[float, Field(gt=0)] = 1
+
+
+class Settings(Section):
+    server: ServerSettings = ServerSettings()
+    redis: RedisSettings = RedisSettings()
+    log: LogSettings = LogSettings()
+    tasks: TasksSettings = TasksSettings()
+    worker: WorkerSettings = WorkerSettings()
+    storage: StorageSettings = StorageSettings()
+    fetch: FetchSettings = FetchSettings()
+    accounts: dict[str, AccountSettings] = {}
+    machines: dict[str, MachineSettings] = {}
+
+
+ENV_OVERRIDES = {
+    "TASKD_REDIS_URL": ("redis", "url"),
+    "TASKD_HOST": ("server", "host"),
+    "TASKD_PORT": ("server", "port"),
+}
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read `path` (else TASKD_CONFIG, else config/taskd.toml) and apply env overrides."""
+    env = os.environ if env is None else env
+    config = Path(path or env.get("TASKD_CONFIG") or DEFAULT_CONFIG)
+    try:
+        data: dict[str, Any] = tomllib.loads(config.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"{config}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{config}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{config}: invalid TOML: {exc}") from None
+    for var, (section, key) in ENV_OVERRIDES.items():
+        if var in env:
+            table = data.setdefault(section, {})
+            if isinstance(table, dict):
+                table[key] = env[var]
+    return parse_settings(data, source=str(config))
+
+
+def parse_settings(data: Mapping[str, Any], source: str = "<settings>") -> Settings:
+    """Validate a settings mapping; errors name the source and the dotted key."""
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {describe(err)}" for err in exc.errors()
+        )
+        raise SettingsError(f"{source}: {problems}") from None
+
+
+def describe(err: Mapping[str, Any]) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    return str(err["msg"])

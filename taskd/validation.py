@@ -1,0 +1,80 @@
+"""Task definitions checked against the registry: every problem of a request reported at once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from taskd.errors import InvalidRequest, Location, Problem
+from taskd.records import NewTask
+from taskd.registry import Registry
+
+
+def validate_definitions(
+    registry: Registry, value: Any, name: str, location: Location
+) -> list[NewTask]:
+    """`value` is one definition or a list of them, found at `name` in the request."""
+    if value is None:
+        raise InvalidRequest([Problem(name, location, f"{name} is missing")])
+    if isinstance(value, Mapping):
+        pairs = [(name, value)]
+    elif isinstance(value, list):
+        if not value:
+            raise InvalidRequest([Problem(name, location, f"{name} is empty")])
+        pairs = [(f"{name}.{i}", d) for i, d in enumerate(value)]
+    else:
+        raise InvalidRequest(
+            [Problem(name, location, f"{name} must be a task definition or a list of them")]
+        )
+    tasks: list[NewTask] = []
+    problems: list[Problem] = []
+    for path, definition in pairs:
+        try:
+            tasks.append(validate_definition(registry, definition, path, location))
+        except InvalidRequest as exc:
+            problems += exc.problems
+    if problems:
+        raise InvalidRequest(problems)
+    return tasks
+
+
+def validate_definition(
+    registry: Registry, definition: Any, path: str, location: Location
+) -> NewTask:
+    if not isinstance(definition, Mapping):
+        raise InvalidRequest([Problem(path, location, f"{path} must be an object")])
+    task_name = definition.get("task_name")
+    if task_name is None:
+        raise InvalidRequest([Problem(f"{path}.task_name", location, "task_name is missing")])
+    if not isinstance(task_name, str) or task_name not in registry:
+        raise InvalidRequest(
+            [Problem(f"{path}.task_name", location, f"unknown task name: {task_name!r}")]
+        )
+    spec = registry[task_name]
+    raw = {k: v for k, v in definition.items() if k != "task_name"}
+    try:
+        params = spec.params.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidRequest(
+            [
+                Problem(
+                    ".".join([path, *(str(p) for p in err["loc"])]),
+                    location,
+                    describe(err),
+                )
+                for err in exc.errors()
+            ]
+        ) from None
+    dumped = params.model_dump(mode="json")
+    return NewTask(task_name, {"task_name": task_name, **dumped}, dumped)
+
+
+def describe(err: Mapping[str, Any]) -> str:
+    field = str(err["loc"][-1]) if err["loc"] else "value"
+    if err["type"] == "missing":
+        return f"{field} is missing"
+    if err["type"] == "extra_forbidden":
+        return f"{field} is not a parameter of this task"
+    return f"{field}: {err['msg']}"

@@ -1,0 +1,1 @@
+"""The HTTP front end: the Dragon v1 API on aiohttp."""

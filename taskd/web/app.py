@@ -1,0 +1,48 @@
+"""The aiohttp application: state, middlewares, signals and the v1 routes."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from taskd.auth import Accounts
+from taskd.registry import Registry, load_registry
+from taskd.settings import Settings
+from taskd.web import cancel, catalog, create, status
+from taskd.web.cors import add_cors_headers, preflight
+from taskd.web.errors import error_middleware
+from taskd.web.state import ACCOUNTS, CATALOG, REGISTRY, SETTINGS, redis_context
+
+
+def create_app(settings: Settings, registry: Registry | None = None) -> web.Application:
+    registry = registry if registry is not None else load_registry(settings.tasks.modules)
+    app = web.Application(
+        client_max_size=settings.server.max_body_bytes, middlewares=[error_middleware]
+    )
+    app[SETTINGS] = settings
+    app[ACCOUNTS] = Accounts(settings.accounts)
+    app[REGISTRY] = registry
+    app[CATALOG] = orjson.dumps({"tasks": registry.catalog()})
+    app.cleanup_ctx.append(redis_context)
+    app.on_response_prepare.append(add_cors_headers)
+    routes = [
+        ("POST", "/v1/create", create.create),
+        ("POST", "/v1/create_stream", create.create_stream),
+        ("*", "/v1/status", status.status),
+        ("*", "/v1/status_stream", status.status_stream),
+        ("*", "/v1/stream", status.status_stream),
+        ("GET", "/v1/tasks", catalog.catalog),
+        ("POST", "/v1/cancel", cancel.cancel),
+    ]
+    for method, path, handler in routes:
+        if method == "*":
+            app.router.add_get(path, handler, allow_head=False)
+            app.router.add_post(path, handler)
+        else:
+            app.router.add_route(method, path, handler)
+        app.router.add_route("OPTIONS", path, preflight)
+    return app
+
+
+# Streams and blocking requests end when their client goes away, releasing their subscriptions.
+RUNNER_OPTIONS = {"handler_cancellation": True, "shutdown_timeout": 3.0}

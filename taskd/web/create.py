@@ -1,0 +1,62 @@
+"""POST /v1/create and /v1/create_stream: authenticate, validate, admit, enqueue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from taskd.auth import Account
+from taskd.errors import LimitReached
+from taskd.records import NewTask, Snapshot, new_key
+from taskd.validation import validate_definitions
+from taskd.web.params import Params, credentials, read_params
+from taskd.web.responses import json_bytes, json_list
+from taskd.web.state import ACCOUNTS, HUB, RECORDS, REGISTRY, SETTINGS
+from taskd.web.waiting import current, seed, stream, wait_all
+
+
+@dataclass(frozen=True)
+class Admission:
+    account: Account
+    tasks: list[NewTask]
+    keys: list[str]
+
+
+def admit(request: web.Request, params: Params, name: str = "tasks") -> Admission:
+    """Credentials (401), then every definition (400), then the per-request limit (401)."""
+    account = request.app[ACCOUNTS].authenticate(credentials(request, params))
+    tasks = validate_definitions(
+        request.app[REGISTRY], params.get(name), name, params.location(name)
+    )
+    if len(tasks) > account.max_tasks_per_request:
+        raise LimitReached("max_tasks_per_request", account.max_tasks_per_request, None)
+    return Admission(account, tasks, [new_key() for _ in tasks])
+
+
+async def enqueue(request: web.Request, admission: Admission) -> list[bytes]:
+    """Store and enqueue in one round trip; rate_per_minute and max_pending are checked there."""
+    return await request.app[RECORDS].create(
+        admission.account.name, admission.account.limits, admission.tasks, admission.keys
+    )
+
+
+async def create(request: web.Request) -> web.StreamResponse:
+    params = await read_params(request, json_fields=frozenset({"tasks"}))
+    block = params.boolean("block")
+    admission = admit(request, params)
+    if not block:
+        return json_bytes(json_list(await enqueue(request, admission)))
+    # Subscribe before the tasks exist, so not even the first change can be missed.
+    async with request.app[HUB].watch(admission.keys) as listener:
+        seed(listener, admission.keys, [Snapshot(1, s) for s in await enqueue(request, admission)])
+        await wait_all(listener, request.app[SETTINGS].server.max_block_seconds)
+        return json_bytes(current(listener, admission.keys))
+
+
+async def create_stream(request: web.Request) -> web.StreamResponse:
+    params = await read_params(request, json_fields=frozenset({"tasks"}))
+    admission = admit(request, params)
+    async with request.app[HUB].watch(admission.keys) as listener:
+        seed(listener, admission.keys, [Snapshot(1, s) for s in await enqueue(request, admission)])
+        return await stream(request, listener, admission.keys)

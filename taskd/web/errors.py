@@ -1,0 +1,54 @@
+"""The one place where errors become HTTP answers: always JSON, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from taskd.errors import InvalidRequest, LimitReached, RequestError, UnknownKeys
+from taskd.web.responses import json_value
+from taskd.web.state import SETTINGS
+
+log = logging.getLogger(__name__)
+
+
+def error_answer(exc: RequestError) -> web.Response:
+    if isinstance(exc, InvalidRequest | UnknownKeys):
+        errors = [p.as_json() for p in exc.problems]
+        return json_value({"status": "error", "errors": errors}, exc.status)
+    headers = {}
+    if isinstance(exc, LimitReached) and exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    return json_value({"status": "error", "message": exc.message}, exc.status, headers)
+
+
+def http_answer(request: web.Request, exc: web.HTTPException) -> web.StreamResponse:
+    if exc.status < 400:
+        return exc  # redirects are answers, not errors
+    if isinstance(exc, web.HTTPNotFound):
+        message = f"not found: {request.path}"
+    elif isinstance(exc, web.HTTPMethodNotAllowed):
+        message = f"method {request.method} not allowed on {request.path}"
+    elif isinstance(exc, web.HTTPRequestEntityTooLarge):
+        message = f"request body too large (at most {request.app[SETTINGS].server.max_body_bytes} bytes)"
+    else:
+        message = exc.reason
+    headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+    return json_value({"status": "error", "message": message}, exc.status, headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except RequestError as exc:
+        return error_answer(exc)
+    except web.HTTPException as exc:
+        return http_answer(request, exc)
+    except (ConnectionResetError, TimeoutError):
+        raise
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return json_value({"status": "error", "message": "internal error"}, 500)

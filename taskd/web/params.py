@@ -1,0 +1,118 @@
+"""Request parameters: a JSON object body merged with the query string, and their coercions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from taskd.auth import Credentials
+from taskd.errors import InvalidRequest, Location, Problem
+from taskd.origins import request_origin
+
+TRUE = frozenset({"true", "1", "yes"})
+FALSE = frozenset({"false", "0", "no"})
+
+
+@dataclass(frozen=True)
+class Params:
+    """Named values of a request, each with where it came from (for error entries)."""
+
+    values: dict[str, Any]
+    sources: dict[str, Location]
+
+    def get(self, name: str) -> Any:
+        return self.values.get(name)
+
+    def location(self, name: str, default: Location = "body") -> Location:
+        return self.sources.get(name, default)
+
+    def boolean(self, name: str, default: bool = False) -> bool:
+        value = self.values.get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.lower() in TRUE | FALSE:
+            return value.lower() in TRUE
+        raise InvalidRequest(
+            [Problem(name, self.location(name), f"{name} must be a boolean (true or false)")]
+        )
+
+    def string(self, name: str) -> str | None:
+        value = self.values.get(name)
+        if value is None or isinstance(value, str):
+            return value
+        raise InvalidRequest([Problem(name, self.location(name), f"{name} must be a string")])
+
+
+async def read_params(request: web.Request, json_fields: frozenset[str] = frozenset()) -> Params:
+    """Query parameters, overridden by the body's (POST); `json_fields` in a query are JSON."""
+    values: dict[str, Any] = {}
+    sources: dict[str, Location] = {}
+    for name in request.query:
+        all_values = request.query.getall(name)
+        value: Any = all_values[0] if len(all_values) == 1 else all_values
+        if name in json_fields and isinstance(value, str):
+            value = parse_query_json(name, value)
+        values[name], sources[name] = value, "querystring"
+    if request.method == "POST":
+        for name, value in (await read_body(request)).items():
+            values[name], sources[name] = value, "body"
+    return Params(values, sources)
+
+
+def parse_query_json(name: str, value: str) -> Any:
+    stripped = value.lstrip()
+    if not stripped.startswith(("{", "[")):
+        return value
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest([Problem(name, "querystring", f"{name} is not valid JSON")]) from None
+
+
+async def read_body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest([Problem("body", "body", f"invalid JSON: {exc}")]) from None
+    if not isinstance(body, dict):
+        raise InvalidRequest([Problem("body", "body", "the body must be a JSON object")])
+    return body
+
+
+def credentials(request: web.Request, params: Params) -> Credentials:
+    """Secret or API key from the body, the query or the Authorization header."""
+    secret, api_key = params.string("secret"), params.string("api_key")
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if secret is None and scheme.lower() == "secret":
+        secret = value.strip()
+    if api_key is None and scheme.lower() == "api-key":
+        api_key = value.strip()
+    origin = request_origin(request.headers.get("Origin"), request.headers.get("Referer"))
+    return Credentials(secret=secret, api_key=api_key, origin=origin)
+
+
+def task_keys(params: Params, name: str = "tasks") -> list[str]:
+    """A list of task keys: repeated or comma-separated in a query, a list (or one) in a body."""
+    value = params.get(name)
+    location = params.location(name, "querystring")
+    if value is None:
+        raise InvalidRequest([Problem(name, location, f"{name} is missing")])
+    items = value if isinstance(value, list) else [value]
+    keys: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidRequest([Problem(name, location, f"{name} must be a list of task keys")])
+        keys += [k.strip() for k in item.split(",") if k.strip()] if location != "body" else [item]
+    if not keys:
+        raise InvalidRequest([Problem(name, location, f"{name} is empty")])
+    return keys

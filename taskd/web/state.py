@@ -1,0 +1,35 @@
+"""Typed application state: what the handlers share, opened and closed in one cleanup context."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from taskd.auth import Accounts
+from taskd.connections import redis_client
+from taskd.events import EventHub
+from taskd.records import Records
+from taskd.registry import Registry
+from taskd.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+ACCOUNTS = web.AppKey("accounts", Accounts)
+REGISTRY = web.AppKey("registry", Registry)
+CATALOG = web.AppKey("catalog", bytes)
+RECORDS = web.AppKey("records", Records)
+HUB = web.AppKey("hub", EventHub)
+
+
+async def redis_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    redis = redis_client(settings.redis)
+    records = Records(redis, settings.worker.result_ttl)
+    hub = EventHub(redis, records.read)
+    await hub.start()
+    app[RECORDS], app[HUB] = records, hub
+    try:
+        yield
+    finally:
+        await hub.close()
+        await redis.aclose()

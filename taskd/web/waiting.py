@@ -1,0 +1,55 @@
+"""Waiting on tasks for blocking requests and NDJSON streams, through the event hub."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from taskd.events import Listener
+from taskd.records import Snapshot, is_terminal
+from taskd.web.responses import json_list
+from taskd.web.state import SETTINGS
+
+NDJSON = "application/x-ndjson"
+
+
+def seed(listener: Listener, keys: Sequence[str], snapshots: Sequence[Snapshot]) -> None:
+    for key, snapshot in zip(keys, snapshots, strict=True):
+        listener.seed(key, snapshot)
+
+
+async def wait_all(listener: Listener, timeout: float) -> None:
+    """Until every task is terminal or `timeout` passes; the caller answers the latest either way."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            while not listener.all_terminal():
+                await listener.next_change()
+
+
+def current(listener: Listener, keys: Sequence[str]) -> bytes:
+    return json_list(listener.latest[k].json for k in keys)
+
+
+async def stream(request: web.Request, listener: Listener, keys: Sequence[str]) -> web.StreamResponse:
+    """Line 1: the statuses in request order; then each change; the end when all are terminal."""
+    response = web.StreamResponse(headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response.content_type = NDJSON
+    heartbeat = request.app[SETTINGS].server.heartbeat or None
+    try:
+        await response.prepare(request)
+        await response.write(current(listener, keys) + b"\n")
+        while not listener.all_terminal():
+            change = await listener.next_change(heartbeat)
+            if change is not None:
+                await response.write(change[1] + b"\n")
+                continue
+            for key in listener.keys:  # silence: re-send what is still running
+                if not is_terminal(listener.latest[key].json):
+                    await response.write(listener.latest[key].json + b"\n")
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the client went away; the caller's `watch` releases the subscription
+    return response

@@ -1,0 +1,1 @@
+"""The named tasks that ship with taskd, one module per family."""

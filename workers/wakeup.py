@@ -1,0 +1,88 @@
+"""An arq worker that sleeps until woken: no polling delay, no CPU while idle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import orjson
+from arq.worker import Worker
+
+from taskd.queue import WAKE_CHANNEL
+from taskd.records import Records
+
+log = logging.getLogger(__name__)
+
+
+class WakeupWorker(Worker):
+    """arq's Worker, but between polls it waits on Redis pub/sub instead of a fixed sleep.
+
+    A create publishes on `taskd:wake` in the same script that queues the task, and a cancel
+    does so for aborts; the worker polls the moment one arrives, when one of its own jobs frees
+    a slot while it was full, or after `poll_delay` at the latest (a safety net only).
+    """
+
+    def __init__(self, *args: object, records: Records, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.records = records
+        self.wake = asyncio.Event()
+
+    async def main(self) -> None:
+        self.ctx["redis"] = self.pool
+        if self.on_startup:
+            await self.on_startup(self.ctx)
+        async with self.wake_listener():
+            while True:
+                self.wake.clear()
+                await self._poll_iteration()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_delay_s):
+                        await self.wake.wait()
+
+    @contextlib.asynccontextmanager
+    async def wake_listener(self) -> AsyncIterator[None]:
+        task = asyncio.create_task(self.listen_for_wakeups(), name="taskd-wakeup")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def listen_for_wakeups(self) -> None:
+        while True:
+            pubsub = self.pool.pubsub()
+            try:
+                await pubsub.subscribe(WAKE_CHANNEL)
+                self.wake.set()  # anything queued while we were not listening
+                async for message in pubsub.listen():
+                    if message["type"] == "message":
+                        self.wake.set()
+            except (ConnectionError, OSError) as exc:
+                log.warning("wake-up channel lost (%s); polling until it is back", exc)
+                await asyncio.sleep(1)
+            except Exception as exc:
+                if type(exc).__module__.startswith("redis"):
+                    log.warning("wake-up channel lost (%s); polling until it is back", exc)
+                    await asyncio.sleep(1)
+                else:
+                    raise
+            finally:
+                await pubsub.aclose()
+
+    def _release_sem_dec_counter_on_complete(self) -> None:
+        full = self.job_counter >= self.max_jobs
+        super()._release_sem_dec_counter_on_complete()
+        if full:
+            self.wake.set()  # a slot is free: queued tasks may be waiting for it
+
+    async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
+        """arq gave up on a job without running our boundary (retries exhausted, expired…)."""
+        await super().finish_failed_job(job_id, result_data)
+        account = await self.records.owner_of(job_id)
+        if account is None:
+            return
+        reason = orjson.loads(result_data).get("r") if result_data else None
+        await self.records.finish(job_id, account, "error", orjson.dumps(str(reason or "failed")))
