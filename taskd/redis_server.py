@@ -57,6 +57,7 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=(self.directory / "redis.log").open("ab"),
             preexec_fn=die_with_parent,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while not self.ping():

@@ -42,7 +42,11 @@ def run(settings: Settings, config: Path, var: Path = Path("var")) -> int:
         for command in ("worker", "serve"):
             children.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "taskd", command], env=env, preexec_fn=die_with_parent
+                    [sys.executable, "-m", "taskd", command],
+                    env=env,
+                    preexec_fn=die_with_parent,
+                    # Own session: a terminal's Ctrl-C reaches only us, and we stop them in order.
+                    start_new_session=True,
                 )
             )
         announce(settings, url)
