@@ -52,10 +52,10 @@ class RedisServer:
         if not self.port:
             self.socket.unlink(missing_ok=True)
             argv += ["--unixsocket", str(self.socket), "--unixsocketperm", "700"]
+        argv += ["--logfile", str(self.directory / "redis.log")]
         self.process = subprocess.Popen(
             argv,
             stdout=subprocess.DEVNULL,
-            stderr=(self.directory / "redis.log").open("ab"),
             preexec_fn=die_with_parent,
             start_new_session=True,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 
 import orjson
@@ -71,6 +72,17 @@ class WakeupWorker(Worker):
                     raise
             finally:
                 await pubsub.aclose()
+
+    async def close(self) -> None:
+        """arq's close, with redis-py 5's aclose (its close() is deprecated)."""
+        if not self._handle_signals:
+            self.handle_sig(signal.SIGUSR1)
+        if not self._pool:
+            return
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await self.pool.delete(self.health_check_key)
+        await self.pool.aclose(close_connection_pool=True)
+        self._pool = None
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         full = self.job_counter >= self.max_jobs

@@ -1,0 +1,128 @@
+"""Real services for the tests: one redis-server per session, a real arq worker per test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
+
+from taskd.redis_server import RedisServer
+from taskd.settings import Settings, parse_settings
+from taskd.web.app import RUNNER_OPTIONS, create_app
+from workers import build_worker
+from workers.wakeup import WakeupWorker
+
+SECRET = "test-secret"
+API_KEY = "test-key"
+OTHER_SECRET = "other-secret"
+
+Client = TestClient[Any, Any]
+SettingsFactory = Callable[..., Settings]
+WorkerFactory = Callable[[Settings], Awaitable[WakeupWorker]]
+ClientFactory = Callable[[Settings], Awaitable[Client]]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"), port=free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean_redis(redis_server: RedisServer) -> Iterator[None]:
+    with redis.Redis.from_url(redis_server.url) as r:
+        r.flushall()
+    yield
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@pytest.fixture
+def make_settings(redis_server: RedisServer, tmp_path: Path) -> SettingsFactory:
+    """Settings built explicitly, never from the ambient environment; kwargs override sections."""
+
+    def make(**sections: dict[str, Any]) -> Settings:
+        base: dict[str, Any] = {
+            "server": {"max_block_seconds": 10},
+            "redis": {"url": redis_server.url},
+            "tasks": {"modules": ["tasks", "tests.sample_tasks"]},
+            "storage": {"path": str(tmp_path / "files")},
+            "accounts": {
+                "demo": {
+                    "secret": SECRET,
+                    "api_keys": [API_KEY],
+                    "referrers": ["https://example.com", "*.example.org", "http://localhost:*"],
+                },
+                "other": {"secret": OTHER_SECRET},
+            },
+        }
+        return parse_settings(deep_merge(base, sections))
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: SettingsFactory) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+async def start_worker() -> AsyncIterator[WorkerFactory]:
+    workers: list[tuple[WakeupWorker, asyncio.Task[None]]] = []
+
+    async def start(settings: Settings) -> WakeupWorker:
+        worker = build_worker(settings)
+        worker.main_task = asyncio.create_task(worker.main())
+        workers.append((worker, worker.main_task))
+        return worker
+
+    yield start
+    for worker, task in workers:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await worker.close()
+
+
+@pytest.fixture
+def make_client(aiohttp_client: AiohttpClient) -> ClientFactory:
+    async def make(settings: Settings) -> Client:
+        return await aiohttp_client(create_app(settings), server_kwargs=RUNNER_OPTIONS)
+
+    return make
+
+
+@pytest.fixture
+async def api(settings: Settings, start_worker: WorkerFactory, make_client: ClientFactory) -> Client:
+    """The usual set-up: an HTTP server and one worker on the test's settings."""
+    await start_worker(settings)
+    return await make_client(settings)
+
+
+@pytest.fixture
+async def idle_api(settings: Settings, make_client: ClientFactory) -> Client:
+    """An HTTP server with no worker: tasks stay queued."""
+    return await make_client(settings)

@@ -1,0 +1,52 @@
+"""Small helpers shared by the tests."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+import orjson
+from aiohttp import ClientResponse
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import SECRET
+
+KEY = re.compile(r"^[A-Z2-7]{26}$")
+STATUS_KEYS = {"status", "key", "progress", "events", "result", "files"}
+
+
+def assert_timestamp(value: str) -> None:
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", value), value
+    datetime.fromisoformat(value)
+
+
+def assert_status(status: dict[str, Any]) -> None:
+    """The Dragon status object: exactly the documented keys, in the documented forms."""
+    assert set(status) <= STATUS_KEYS, status
+    assert KEY.match(status["key"])
+    assert status["status"] in {"queued", "executing", "success", "error"}
+    for name, stamp in status["events"].items():
+        assert name in {"queued", "started", "completed"}
+        assert_timestamp(stamp)
+    terminal = status["status"] in {"success", "error"}
+    assert ("result" in status) == terminal
+    assert ("completed" in status["events"]) == terminal
+
+
+async def create(
+    client: TestClient[Any, Any], tasks: Any, block: bool = False, **extra: Any
+) -> ClientResponse:
+    body = {"secret": SECRET, "tasks": tasks, "block": block, **extra}
+    return await client.post("/v1/create", data=orjson.dumps(body))
+
+
+async def create_ok(client: TestClient[Any, Any], tasks: Any, block: bool = False) -> list[Any]:
+    response = await create(client, tasks, block)
+    body = await response.json()
+    assert response.status == 200, body
+    return list(body)
+
+
+async def read_lines(response: ClientResponse) -> list[Any]:
+    return [orjson.loads(line) async for line in response.content if line.strip()]

@@ -1,0 +1,47 @@
+"""Tasks that exist only for the tests: failures of every kind."""
+
+from __future__ import annotations
+
+import asyncio
+
+from taskd.tasks import Params, TaskContext, TaskFailed, task
+
+
+class NoParams(Params):
+    pass
+
+
+class MessageParams(Params):
+    message: str = "it did not work"
+
+
+@task("test.fail", MessageParams)
+async def fail(ctx: TaskContext, params: MessageParams) -> None:
+    """Ends in error with the given message."""
+    raise TaskFailed(params.message)
+
+
+@task("test.crash", NoParams)
+async def crash(ctx: TaskContext, params: NoParams) -> float:
+    """Raises an unexpected exception with a multi-line message."""
+    raise ValueError("first line\nsecond line\n  File 'x.py', line 1")
+
+
+@task("test.unserializable", NoParams)
+async def unserializable(ctx: TaskContext, params: NoParams) -> object:
+    """Returns something that is not JSON."""
+    return object()
+
+
+class ProgressParams(Params):
+    values: list[object]
+    pause: float = 0.05
+
+
+@task("test.progress", ProgressParams)
+async def progress(ctx: TaskContext, params: ProgressParams) -> int:
+    """Reports each value as progress, pausing between them."""
+    for value in params.values:
+        await ctx.progress(value)
+        await asyncio.sleep(params.pause)
+    return len(params.values)
