@@ -27,42 +27,57 @@ Resync = Callable[[Sequence[str]], Awaitable[list[Snapshot | None]]]
 
 
 class Listener:
-    """One waiting request: the latest status of each of its tasks, and a queue of changes."""
+    """One waiting request: a queue of its tasks' changes, in the order they happened."""
 
     def __init__(self, keys: Sequence[str], size: int) -> None:
         self.keys = list(dict.fromkeys(keys))
-        self.latest: dict[str, Snapshot] = {}
-        self.changes: asyncio.Queue[str] = asyncio.Queue(size)
+        # Newest version known per key: anything not newer is dropped on arrival.
+        self.newest: dict[str, int] = {}
+        # What the request has seen (seeded, or returned by next_change) per key.
+        self.seen: dict[str, Snapshot] = {}
+        self.changes: asyncio.Queue[tuple[str, Snapshot]] = asyncio.Queue(size)
 
-    def offer(self, key: str, snapshot: Snapshot) -> bool:
-        """Keep `snapshot` if it is newer than what we have; queue the change. True if kept."""
-        known = self.latest.get(key)
-        if known is not None and known.version >= snapshot.version:
-            return False
-        self.latest[key] = snapshot
+    def offer(self, key: str, snapshot: Snapshot) -> None:
+        """Queue `snapshot` if it is newer than anything known for `key`."""
+        if self.newest.get(key, 0) >= snapshot.version:
+            return
+        self.newest[key] = snapshot.version
         if self.changes.full():
-            # A slow reader loses intermediate changes, never the latest: it is in `latest`.
+            # A slow reader loses the oldest intermediate change, never the newest.
             self.changes.get_nowait()
-        self.changes.put_nowait(key)
-        return True
+        self.changes.put_nowait((key, snapshot))
 
     def seed(self, key: str, snapshot: Snapshot) -> None:
         """The status read after subscribing: the baseline, not a change."""
-        known = self.latest.get(key)
+        if self.newest.get(key, 0) < snapshot.version:
+            self.newest[key] = snapshot.version
+        known = self.seen.get(key)
         if known is None or known.version < snapshot.version:
-            self.latest[key] = snapshot
+            self.seen[key] = snapshot
 
     async def next_change(self, timeout: float | None = None) -> tuple[str, bytes] | None:
-        """The next newer status of one of the keys, or None after `timeout` seconds of silence."""
+        """The next change not seen yet, or None after `timeout` seconds of silence."""
         try:
             async with asyncio.timeout(timeout):
-                key = await self.changes.get()
+                while True:
+                    key, snapshot = await self.changes.get()
+                    known = self.seen.get(key)
+                    if known is None or known.version < snapshot.version:
+                        self.seen[key] = snapshot
+                        return key, snapshot.json
         except TimeoutError:
             return None
-        return key, self.latest[key].json
+
+    def drain(self) -> None:
+        """Take in every change already queued, without waiting."""
+        while not self.changes.empty():
+            key, snapshot = self.changes.get_nowait()
+            known = self.seen.get(key)
+            if known is None or known.version < snapshot.version:
+                self.seen[key] = snapshot
 
     def all_terminal(self) -> bool:
-        return all(k in self.latest and is_terminal(self.latest[k].json) for k in self.keys)
+        return all(k in self.seen and is_terminal(self.seen[k].json) for k in self.keys)
 
 
 @dataclass

@@ -22,15 +22,16 @@ def seed(listener: Listener, keys: Sequence[str], snapshots: Sequence[Snapshot])
 
 
 async def wait_all(listener: Listener, timeout: float) -> None:
-    """Until every task is terminal or `timeout` passes; the caller answers the latest either way."""
+    """Until every task is terminal or `timeout` passes; the caller answers the newest either way."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):
             while not listener.all_terminal():
                 await listener.next_change()
+    listener.drain()
 
 
 def current(listener: Listener, keys: Sequence[str]) -> bytes:
-    return json_list(listener.latest[k].json for k in keys)
+    return json_list(listener.seen[k].json for k in keys)
 
 
 async def stream(request: web.Request, listener: Listener, keys: Sequence[str]) -> web.StreamResponse:
@@ -47,8 +48,8 @@ async def stream(request: web.Request, listener: Listener, keys: Sequence[str]) 
                 await response.write(change[1] + b"\n")
                 continue
             for key in listener.keys:  # silence: re-send what is still running
-                if not is_terminal(listener.latest[key].json):
-                    await response.write(listener.latest[key].json + b"\n")
+                if not is_terminal(listener.seen[key].json):
+                    await response.write(listener.seen[key].json + b"\n")
         await response.write_eof()
     except ConnectionResetError:
         pass  # the client went away; the caller's `watch` releases the subscription
