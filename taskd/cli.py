@@ -99,10 +99,10 @@ def submit(settings: Settings, args: argparse.Namespace) -> int:
             client = Client(session, url, secret)
             try:
                 if args.stream:
-                    async for status in client.create_stream([definition]):
+                    async for status in client.create_stream(definition):
                         print(orjson.dumps(status).decode(), flush=True)
                 else:
-                    statuses = await client.create([definition], block=args.block)
+                    statuses = await client.create(definition, block=args.block)
                     print(orjson.dumps(statuses, option=orjson.OPT_INDENT_2).decode())
             except ApiError as exc:
                 print(orjson.dumps(exc.body).decode(), file=sys.stderr)

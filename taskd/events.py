@@ -49,11 +49,8 @@ class Listener:
 
     def seed(self, key: str, snapshot: Snapshot) -> None:
         """The status read after subscribing: the baseline, not a change."""
-        if self.newest.get(key, 0) < snapshot.version:
-            self.newest[key] = snapshot.version
-        known = self.seen.get(key)
-        if known is None or known.version < snapshot.version:
-            self.seen[key] = snapshot
+        self.newest[key] = max(self.newest.get(key, 0), snapshot.version)
+        self.take(key, snapshot)
 
     async def next_change(self, timeout: float | None = None) -> tuple[str, bytes] | None:
         """The next change not seen yet, or None after `timeout` seconds of silence."""
@@ -61,9 +58,7 @@ class Listener:
             async with asyncio.timeout(timeout):
                 while True:
                     key, snapshot = await self.changes.get()
-                    known = self.seen.get(key)
-                    if known is None or known.version < snapshot.version:
-                        self.seen[key] = snapshot
+                    if self.take(key, snapshot):
                         return key, snapshot.json
         except TimeoutError:
             return None
@@ -71,10 +66,15 @@ class Listener:
     def drain(self) -> None:
         """Take in every change already queued, without waiting."""
         while not self.changes.empty():
-            key, snapshot = self.changes.get_nowait()
-            known = self.seen.get(key)
-            if known is None or known.version < snapshot.version:
-                self.seen[key] = snapshot
+            self.take(*self.changes.get_nowait())
+
+    def take(self, key: str, snapshot: Snapshot) -> bool:
+        """Mark `snapshot` seen if it is newer than what was seen of `key`."""
+        known = self.seen.get(key)
+        if known is not None and known.version >= snapshot.version:
+            return False
+        self.seen[key] = snapshot
+        return True
 
     def all_terminal(self) -> bool:
         return all(k in self.seen and is_terminal(self.seen[k].json) for k in self.keys)

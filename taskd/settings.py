@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from taskd.errors import TaskdError
+from taskd.origins import OriginPattern
 
 DEFAULT_CONFIG = Path("config/taskd.toml")
 
@@ -80,6 +81,13 @@ class AccountSettings(Section):
     max_pending: Annotated[int, Field(ge=1)] = 1000
     max_tasks_per_request: Annotated[int, Field(ge=1)] = 100
     rate_per_minute: Annotated[int, Field(ge=1)] = 6000
+
+    @field_validator("referrers")
+    @classmethod
+    def check_referrers(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            OriginPattern.parse(pattern)  # raises ValueError naming the pattern
+        return patterns
 
 
 class MachineSettings(Section):

@@ -1,0 +1,89 @@
+"""Every error is JSON in the documented shape; bad input never reaches a 500."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from tests.conftest import SECRET, Client, ClientFactory, SettingsFactory
+
+
+async def test_unknown_path_is_json_404(idle_api: Client) -> None:
+    response = await idle_api.get("/v1/nothing")
+    assert response.status == 404
+    assert await response.json() == {"status": "error", "message": "not found: /v1/nothing"}
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/v1/create"), ("PUT", "/v1/status"),
+                                              ("POST", "/v1/tasks"), ("GET", "/v1/cancel")])
+async def test_wrong_method_is_json_405(idle_api: Client, method: str, path: str) -> None:
+    response = await idle_api.request(method, path)
+    assert response.status == 405
+    body = await response.json()
+    assert body["status"] == "error"
+    assert method in body["message"]
+    assert "Allow" in response.headers
+
+
+async def test_oversized_body_is_json_413(
+    make_settings: SettingsFactory, make_client: ClientFactory
+) -> None:
+    client = await make_client(make_settings(server={"max_body_bytes": 1000}))
+    body = orjson.dumps({"secret": SECRET, "tasks": {"task_name": "hello", "name": "x" * 2000}})
+    response = await client.post("/v1/create", data=body)
+    assert response.status == 413
+    assert await response.json() == {
+        "status": "error",
+        "message": "request body too large (at most 1000 bytes)",
+    }
+
+
+GARBAGE = [
+    {"secret": SECRET, "tasks": [None]},
+    {"secret": SECRET, "tasks": {"task_name": None}},
+    {"secret": SECRET, "tasks": {"task_name": ["hello"]}},
+    {"secret": SECRET, "tasks": {"task_name": "hello", "name": {"$gt": ""}}},
+    {"secret": SECRET, "tasks": {"task_name": "sleep", "seconds": 1, "steps": 1.5}},
+    {"secret": SECRET, "tasks": {"task_name": "sleep", "seconds": "NaN"}},
+    {"secret": 5, "tasks": {"task_name": "hello", "name": "x"}},
+    {"secret": SECRET, "api_key": ["a"], "tasks": []},
+    {"secret": SECRET, "tasks": "x" * 100, "block": {"a": 1}},
+]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [orjson.dumps(b) for b in GARBAGE]
+    + [b'{"secret": "%s", "tasks": {"task_name": "sleep", "seconds": 1e400}}' % SECRET.encode()],
+)
+async def test_garbage_is_4xx_json(idle_api: Client, body: bytes) -> None:
+    response = await idle_api.post("/v1/create", data=body)
+    assert 400 <= response.status < 500
+    answer = await response.json()
+    assert answer["status"] == "error"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"tasks": ""}, {"tasks": ","}, {"tasks": "x" * 5000}, {"tasks": "K", "block": "perhaps"}],
+)
+async def test_status_garbage_is_4xx_json(idle_api: Client, query: dict[str, str]) -> None:
+    response = await idle_api.get("/v1/status", params=query)
+    assert 400 <= response.status < 500
+    assert (await response.json())["status"] == "error"
+
+
+async def test_catalog_lists_every_task_with_a_schema(idle_api: Client) -> None:
+    response = await idle_api.get("/v1/tasks")
+    assert response.status == 200
+    catalog = {t["name"]: t for t in (await response.json())["tasks"]}
+    assert {"hello", "sleep"} <= set(catalog)
+    hello = catalog["hello"]
+    assert set(hello) == {"name", "description", "parameters", "files"}
+    assert hello["parameters"]["required"] == ["name"]
+    assert hello["parameters"]["properties"]["name"]["type"] == "string"
+    assert hello["files"] is None
+    sleep = catalog["sleep"]["parameters"]["properties"]
+    assert sleep["seconds"]["maximum"] == 3600
+    assert sleep["steps"]["default"] == 10
+    assert catalog["sleep"]["description"]

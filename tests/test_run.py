@@ -1,0 +1,123 @@
+"""`taskd run` and `taskd submit`: the whole service from one command, stopped without orphans."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process whose parent chain leads to `pid`, read from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {p for p, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+    port = free_port()
+    config = tmp_path / "taskd.toml"
+    config.write_text(
+        (ROOT / "config" / "taskd.toml").read_text().replace("port = 8080", f"port = {port}")
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKD_")}
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "taskd", "--config", str(config), "run"],
+            cwd=tmp_path,
+            env={**env, "PYTHONPATH": str(ROOT)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/v1/tasks", timeout=1).read()
+            break
+        except OSError:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "taskd run did not come up"
+            time.sleep(0.1)
+    yield process, base, log
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_run_serves_the_demo_and_stops_everything(
+    service: tuple[subprocess.Popen[bytes], str, Path], stop: signal.Signals
+) -> None:
+    process, base, log = service
+    body = orjson.dumps(
+        {"secret": "demo-secret", "block": True, "tasks": {"task_name": "hello", "name": "run"}}
+    )
+    with urllib.request.urlopen(f"{base}/v1/create", data=body, timeout=10) as response:
+        assert orjson.loads(response.read())[0]["result"] == "Hello run"
+    children = descendants(process.pid)
+    assert len(children) >= 3  # redis-server, the HTTP server, the worker
+    started = time.monotonic()
+    process.send_signal(stop)
+    assert process.wait(timeout=10) == 0
+    assert time.monotonic() - started < 10
+    time.sleep(0.2)
+    assert [pid for pid in children if alive(pid)] == []
+    output = log.read_text()
+    assert base in output
+    assert "demo-secret" in output
+
+
+def test_submit_block_and_stream(service: tuple[subprocess.Popen[bytes], str, Path]) -> None:
+    _, base, log = service
+    taskd = [sys.executable, "-m", "taskd", "--config", str(log.parent / "taskd.toml"), "submit"]
+    done = subprocess.run(
+        [*taskd, "hello", "name=cli", "--block", "--url", base],
+        capture_output=True, text=True, timeout=30, check=True, cwd=ROOT,
+    )
+    assert orjson.loads(done.stdout)[0]["result"] == "Hello cli"
+    done = subprocess.run(
+        [*taskd, "sleep", "seconds=0.2", "steps=2", "--stream", "--url", base],
+        capture_output=True, text=True, timeout=30, check=True, cwd=ROOT,
+    )
+    lines = [orjson.loads(line) for line in done.stdout.splitlines()]
+    assert isinstance(lines[0], list)
+    assert lines[-1]["status"] == "success"
+    done = subprocess.run(
+        [*taskd, "hello", "--url", base], capture_output=True, text=True, timeout=30, check=False, cwd=ROOT,
+    )
+    assert done.returncode == 1
+    assert orjson.loads(done.stderr)["errors"][0]["name"] == "tasks.name"

@@ -1,0 +1,100 @@
+"""Settings: TOML plus environment, validated at start with messages naming file and key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from taskd.settings import SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_shipped_config_is_the_documented_default() -> None:
+    settings = load_settings(ROOT / "config" / "taskd.toml", env={})
+    assert settings.server.port == 8080
+    assert settings.redis.url == ""
+    assert settings.storage.backend == "local"
+    demo = settings.accounts["demo"]
+    assert demo.secret.get_secret_value() == "demo-secret"
+    assert [k.get_secret_value() for k in demo.api_keys] == ["demo-key"]
+    assert (demo.max_pending, demo.max_tasks_per_request, demo.rate_per_minute) == (1000, 100, 6000)
+    assert settings.machines == {}
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "t.toml"
+    config.write_text('[server]\nport = 1\n[redis]\nurl = "redis://file"\n')
+    env = {"TASKD_PORT": "9999", "TASKD_HOST": "0.0.0.0", "TASKD_REDIS_URL": "redis://env:1"}
+    settings = load_settings(config, env=env)
+    assert (settings.server.port, settings.server.host) == (9999, "0.0.0.0")
+    assert settings.redis.url == "redis://env:1"
+    assert load_settings(None, env={"TASKD_CONFIG": str(config)}).server.port == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[server]\nprot = 1\n", "server.prot: unknown key"),
+        ("[server]\nport = 'eighty'\n", "server.port: "),
+        ("[servr]\n", "servr: unknown key"),
+        ("[accounts.a]\napi_keys = []\n", "accounts.a.secret: required key is missing"),
+        ("[accounts.a]\nsecret = 's'\nreferrers = ['ftp://x']\n", "accounts.a.referrers"),
+        ("[log]\nlevel = 'loud'\n", "log.level: "),
+        ("[storage]\nbackend = 'floppy'\n", "storage.backend: "),
+        ("[server\n", "invalid TOML"),
+    ],
+)
+def test_bad_settings_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    with pytest.raises(SettingsError) as error:
+        load_settings(config, env={})
+    assert str(error.value).startswith(f"{config}: ")
+    assert message in str(error.value)
+
+
+def test_bad_env_value_is_reported(tmp_path: Path) -> None:
+    config = tmp_path / "t.toml"
+    config.write_text("")
+    with pytest.raises(SettingsError, match="server.port"):
+        load_settings(config, env={"TASKD_PORT": "http"})
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="no such file"):
+        load_settings(tmp_path / "nope.toml", env={})
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "run"])
+def test_commands_exit_non_zero_on_bad_settings(tmp_path: Path, command: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[worker]\nmax_jobs = 0\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "taskd", "--config", str(config), command],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert f"{config}: worker.max_jobs" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_without_redis_url_says_so(tmp_path: Path) -> None:
+    config = tmp_path / "t.toml"
+    config.write_text("")
+    done = subprocess.run(
+        [sys.executable, "-m", "taskd", "--config", str(config), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 2
+    assert "redis.url is empty" in done.stderr
