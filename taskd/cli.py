@@ -47,16 +47,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from taskd.supervisor import run as run_all  # noqa: PLC0415
+    from taskd.supervisor import run as run_all
 
     return run_all(settings, Path(args.config or "config/taskd.toml"))
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
-    from aiohttp import web  # noqa: PLC0415
+    from aiohttp import web
 
-    from taskd.connections import redis_url  # noqa: PLC0415
-    from taskd.web.app import RUNNER_OPTIONS, create_app  # noqa: PLC0415
+    from taskd.connections import redis_url
+    from taskd.web.app import RUNNER_OPTIONS, create_app
 
     redis_url(settings.redis)
     web.run_app(
@@ -71,7 +71,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def worker(settings: Settings, args: argparse.Namespace) -> int:
-    from taskd.connections import redis_url  # noqa: PLC0415
+    from taskd.connections import redis_url
 
     redis_url(settings.redis)
     # workers/ is loaded by name, like task modules: nothing in taskd imports it statically.
@@ -80,7 +80,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def submit(settings: Settings, args: argparse.Namespace) -> int:
-    from taskd.client import ApiError, Client  # noqa: PLC0415
+    from taskd.client import ApiError, Client
 
     definition: dict[str, Any] = {"task_name": args.task_name}
     for item in args.params:

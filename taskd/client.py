@@ -24,7 +24,9 @@ class Client:
         self.base_url = base_url.rstrip("/")
         self.headers = {"Authorization": f"Secret {secret}"}
 
-    async def create(self, tasks: dict[str, Any] | list[dict[str, Any]], block: bool = False) -> Any:
+    async def create(
+        self, tasks: dict[str, Any] | list[dict[str, Any]], block: bool = False
+    ) -> Any:
         async with self.session.post(
             f"{self.base_url}/v1/create",
             data=orjson.dumps({"tasks": tasks, "block": block}),
@@ -35,7 +37,9 @@ class Client:
                 raise ApiError(response.status, body)
             return body
 
-    async def create_stream(self, tasks: dict[str, Any] | list[dict[str, Any]]) -> AsyncIterator[Any]:
+    async def create_stream(
+        self, tasks: dict[str, Any] | list[dict[str, Any]]
+    ) -> AsyncIterator[Any]:
         async with self.session.post(
             f"{self.base_url}/v1/create_stream",
             data=orjson.dumps({"tasks": tasks}),

@@ -24,9 +24,7 @@ class TaskContext:
         self.key = key
         self.name = name
         self.machines = machines
-        self.logger = logging.LoggerAdapter(
-            logging.getLogger(f"tasks.{name}"), {"task_key": key}
-        )
+        self.logger = logging.LoggerAdapter(logging.getLogger(f"tasks.{name}"), {"task_key": key})
         self._report = report
 
     async def progress(self, value: Any) -> None:

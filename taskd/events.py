@@ -100,7 +100,7 @@ class EventHub:
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._conn = self.redis.connection_pool.make_connection()
+        self._conn = self.redis.connection_pool.make_connection()  # type: ignore[no-untyped-call]
         await self._conn.connect()
         self._connected.set()
         self._reader = asyncio.create_task(self._read_forever(), name="taskd-event-hub")
@@ -197,7 +197,7 @@ class EventHub:
         while True:
             await self._conn.disconnect()
             try:
-                await self._conn.connect()
+                await self._conn.connect()  # type: ignore[no-untyped-call]
                 names = list(self.subscriptions)
                 for name in names:
                     self.subscriptions[name].outstanding = 1

@@ -31,7 +31,7 @@ def in_progress_key(key: str) -> str:
 
 
 def job_payload(key: str, account: str, name: str, params: dict[str, Any], now_ms: int) -> bytes:
-    """arq's job encoding, with JSON instead of pickle: nothing read from Redis is ever unpickled."""
+    """arq's job encoding with JSON for pickle: nothing read from Redis is ever unpickled."""
     return serialize_job(
         JOB_FUNCTION, (key, account, name, params), {}, None, now_ms, serializer=orjson.dumps
     )

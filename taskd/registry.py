@@ -1,4 +1,4 @@
-"""Named tasks: the `task` decorator, their parameter models, and the registry loaded from modules."""
+"""Named tasks: the `task` decorator, parameter models, and the registry loaded from modules."""
 
 from __future__ import annotations
 

@@ -88,8 +88,8 @@ def announce(settings: Settings, redis_url: str) -> None:
         )
     lines.append(
         f"  try: curl -s {base}/v1/create -d "
-        "'{\"secret\": \"demo-secret\", \"block\": true, "
-        "\"tasks\": {\"task_name\": \"hello\", \"name\": \"world\"}}'"
+        '\'{"secret": "demo-secret", "block": true, '
+        '"tasks": {"task_name": "hello", "name": "world"}}\''
     )
     lines.append("Ctrl-C stops everything.")
     print("\n".join(lines), flush=True)

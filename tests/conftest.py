@@ -44,10 +44,9 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture(autouse=True)
-def clean_redis(redis_server: RedisServer) -> Iterator[None]:
+def clean_redis(redis_server: RedisServer) -> None:
     with redis.Redis.from_url(redis_server.url) as r:
         r.flushall()
-    yield
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +115,9 @@ def make_client(aiohttp_client: AiohttpClient) -> ClientFactory:
 
 
 @pytest.fixture
-async def api(settings: Settings, start_worker: WorkerFactory, make_client: ClientFactory) -> Client:
+async def api(
+    settings: Settings, start_worker: WorkerFactory, make_client: ClientFactory
+) -> Client:
     """The usual set-up: an HTTP server and one worker on the test's settings."""
     await start_worker(settings)
     return await make_client(settings)

@@ -20,7 +20,9 @@ HELLO = {"task_name": "hello", "name": "x"}
 
 
 async def post_create(client: Client, body: dict[str, Any], **kwargs: Any) -> tuple[int, Any]:
-    response = await client.post("/v1/create", data=orjson.dumps({"tasks": HELLO, **body}), **kwargs)
+    response = await client.post(
+        "/v1/create", data=orjson.dumps({"tasks": HELLO, **body}), **kwargs
+    )
     return response.status, await response.json()
 
 
@@ -32,7 +34,10 @@ async def post_create(client: Client, body: dict[str, Any], **kwargs: Any) -> tu
         ({}, {"headers": {"Authorization": f"Secret {SECRET}"}}),
         ({"api_key": API_KEY}, {"headers": {"Origin": "https://example.com"}}),
         ({}, {"params": {"api_key": API_KEY}, "headers": {"Referer": "https://example.com/page"}}),
-        ({}, {"headers": {"Authorization": f"Api-Key {API_KEY}", "Origin": "https://a.example.org"}}),
+        (
+            {},
+            {"headers": {"Authorization": f"Api-Key {API_KEY}", "Origin": "https://a.example.org"}},
+        ),
     ],
 )
 async def test_accepted_credentials(idle_api: Client, body: dict[str, Any], kwargs: Any) -> None:
@@ -79,9 +84,7 @@ async def test_refused_credentials(
 )
 async def test_referrer_traps_are_refused(idle_api: Client, origin: str) -> None:
     for header in ("Origin", "Referer"):
-        status, answer = await post_create(
-            idle_api, {"api_key": API_KEY}, headers={header: origin}
-        )
+        status, answer = await post_create(idle_api, {"api_key": API_KEY}, headers={header: origin})
         assert status == 401, (header, origin)
         assert answer["status"] == "error"
 
@@ -136,7 +139,9 @@ async def test_preflight_for_key_only_endpoints_any_origin(idle_api: Client, pat
     assert response.headers["Access-Control-Allow-Methods"] == "GET, POST, OPTIONS"
 
 
-async def test_max_tasks_per_request(make_settings: SettingsFactory, make_client: ClientFactory) -> None:
+async def test_max_tasks_per_request(
+    make_settings: SettingsFactory, make_client: ClientFactory
+) -> None:
     client = await make_client(make_settings(accounts={"demo": {"max_tasks_per_request": 3}}))
     response = await client.post(
         "/v1/create", data=orjson.dumps({"secret": SECRET, "tasks": [HELLO] * 4})
@@ -181,7 +186,9 @@ async def test_max_pending_counts_pending_plus_new(
     assert "Retry-After" not in response.headers  # 3 can never fit in 2
     status, answer = await post_create(client, {"secret": SECRET, "tasks": [HELLO] * 2})
     assert status == 200
-    response = await client.post("/v1/create", data=orjson.dumps({"secret": SECRET, "tasks": HELLO}))
+    response = await client.post(
+        "/v1/create", data=orjson.dumps({"secret": SECRET, "tasks": HELLO})
+    )
     assert response.status == 401
     assert await response.json() == {
         "status": "error",

@@ -7,7 +7,8 @@ from typing import Any
 
 import orjson
 
-from tests.conftest import OTHER_SECRET, SECRET, Client, Settings, WorkerFactory
+from taskd.settings import Settings
+from tests.conftest import OTHER_SECRET, SECRET, Client, WorkerFactory
 from tests.helpers import assert_status, create_ok
 
 

@@ -62,7 +62,9 @@ async def test_status_key_order_matches_dragon(api: Client) -> None:
         ({"task_name": "test.unserializable"}, "TypeError: Type is not JSON serializable: object"),
     ],
 )
-async def test_failures_are_one_line_errors(api: Client, task: dict[str, Any], message: str) -> None:
+async def test_failures_are_one_line_errors(
+    api: Client, task: dict[str, Any], message: str
+) -> None:
     [status] = await create_ok(api, task, block=True)
     assert status["status"] == "error"
     assert status["result"] == message
@@ -143,7 +145,8 @@ async def test_parameters_may_come_in_the_query_string(api: Client) -> None:
     )
     assert (await response.json())[0]["result"] == "Hello query"
     response = await api.post(
-        "/v1/create?block=true", data=orjson.dumps({"secret": SECRET, "tasks": {"task_name": "hello", "name": "mixed"}})
+        "/v1/create?block=true",
+        data=orjson.dumps({"secret": SECRET, "tasks": {"task_name": "hello", "name": "mixed"}}),
     )
     assert (await response.json())[0]["result"] == "Hello mixed"
 
@@ -213,9 +216,7 @@ async def test_bad_json_in_query_tasks(idle_api: Client) -> None:
 
 
 async def test_order_of_checks(make_settings: SettingsFactory, make_client: ClientFactory) -> None:
-    client = await make_client(
-        make_settings(accounts={"demo": {"max_tasks_per_request": 1}})
-    )
+    client = await make_client(make_settings(accounts={"demo": {"max_tasks_per_request": 1}}))
     # bad JSON comes before credentials
     response = await client.post("/v1/create", data=b"{oops", params={"secret": "wrong"})
     assert response.status == 400

@@ -14,8 +14,10 @@ async def test_unknown_path_is_json_404(idle_api: Client) -> None:
     assert await response.json() == {"status": "error", "message": "not found: /v1/nothing"}
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/v1/create"), ("PUT", "/v1/status"),
-                                              ("POST", "/v1/tasks"), ("GET", "/v1/cancel")])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/v1/create"), ("PUT", "/v1/status"), ("POST", "/v1/tasks"), ("GET", "/v1/cancel")],
+)
 async def test_wrong_method_is_json_405(idle_api: Client, method: str, path: str) -> None:
     response = await idle_api.request(method, path)
     assert response.status == 405

@@ -106,18 +106,31 @@ def test_submit_block_and_stream(service: tuple[subprocess.Popen[bytes], str, Pa
     taskd = [sys.executable, "-m", "taskd", "--config", str(log.parent / "taskd.toml"), "submit"]
     done = subprocess.run(
         [*taskd, "hello", "name=cli", "--block", "--url", base],
-        capture_output=True, text=True, timeout=30, check=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        cwd=ROOT,
     )
     assert orjson.loads(done.stdout)[0]["result"] == "Hello cli"
     done = subprocess.run(
         [*taskd, "sleep", "seconds=0.2", "steps=2", "--stream", "--url", base],
-        capture_output=True, text=True, timeout=30, check=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        cwd=ROOT,
     )
     lines = [orjson.loads(line) for line in done.stdout.splitlines()]
     assert isinstance(lines[0], list)
     assert lines[-1]["status"] == "success"
     done = subprocess.run(
-        [*taskd, "hello", "--url", base], capture_output=True, text=True, timeout=30, check=False, cwd=ROOT,
+        [*taskd, "hello", "--url", base],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=ROOT,
     )
     assert done.returncode == 1
     assert orjson.loads(done.stderr)["errors"][0]["name"] == "tasks.name"

@@ -60,7 +60,7 @@ def test_bad_settings_name_file_and_key(tmp_path: Path, text: str, message: str)
 def test_bad_env_value_is_reported(tmp_path: Path) -> None:
     config = tmp_path / "t.toml"
     config.write_text("")
-    with pytest.raises(SettingsError, match="server.port"):
+    with pytest.raises(SettingsError, match=r"server\.port"):
         load_settings(config, env={"TASKD_PORT": "http"})
 
 

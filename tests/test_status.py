@@ -11,7 +11,9 @@ from tests.helpers import assert_status, create_ok
 
 
 async def test_get_status_in_request_order(api: Client) -> None:
-    statuses = await create_ok(api, [{"task_name": "hello", "name": str(i)} for i in range(3)], True)
+    statuses = await create_ok(
+        api, [{"task_name": "hello", "name": str(i)} for i in range(3)], True
+    )
     keys = [s["key"] for s in statuses][::-1]
     response = await api.get("/v1/status", params=[("tasks", k) for k in keys])
     assert response.status == 200

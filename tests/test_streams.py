@@ -158,7 +158,8 @@ async def test_200_simultaneous_streams(
         }
         assert len(finals) == 2
     hub = client.app[HUB] if client.app else None
-    assert hub is not None and hub.subscriptions == {}
+    assert hub is not None
+    assert hub.subscriptions == {}
 
 
 async def test_hub_survives_a_lost_connection(api: Client, settings: Any) -> None:

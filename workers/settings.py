@@ -71,6 +71,9 @@ def run_worker(settings: Settings) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     worker = build_worker(settings, handle_signals=True)
-    log.info("worker started: %d tasks, max_jobs=%d", len(worker.ctx[BOUNDARY].registry.specs),
-             settings.worker.max_jobs)
+    log.info(
+        "worker started: %d tasks, max_jobs=%d",
+        len(worker.ctx[BOUNDARY].registry.specs),
+        settings.worker.max_jobs,
+    )
     worker.run()

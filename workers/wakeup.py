@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 
 import orjson
 from arq.worker import Worker
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskd.queue import WAKE_CHANNEL
 from taskd.records import Records
@@ -61,17 +63,11 @@ class WakeupWorker(Worker):
                 async for message in pubsub.listen():
                     if message["type"] == "message":
                         self.wake.set()
-            except (ConnectionError, OSError) as exc:
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("wake-up channel lost (%s); polling until it is back", exc)
                 await asyncio.sleep(1)
-            except Exception as exc:
-                if type(exc).__module__.startswith("redis"):
-                    log.warning("wake-up channel lost (%s); polling until it is back", exc)
-                    await asyncio.sleep(1)
-                else:
-                    raise
             finally:
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:
         """arq's close, with redis-py 5's aclose (its close() is deprecated)."""

@@ -32,7 +32,9 @@ def http_answer(request: web.Request, exc: web.HTTPException) -> web.StreamRespo
     elif isinstance(exc, web.HTTPMethodNotAllowed):
         message = f"method {request.method} not allowed on {request.path}"
     elif isinstance(exc, web.HTTPRequestEntityTooLarge):
-        message = f"request body too large (at most {request.app[SETTINGS].server.max_body_bytes} bytes)"
+        message = (
+            f"request body too large (at most {request.app[SETTINGS].server.max_body_bytes} bytes)"
+        )
     else:
         message = exc.reason
     headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}

@@ -9,11 +9,15 @@ import orjson
 from aiohttp import web
 
 
-def json_bytes(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def json_bytes(
+    body: bytes, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.Response(body=body, status=status, content_type="application/json", headers=headers)
 
 
-def json_value(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def json_value(
+    value: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     return json_bytes(orjson.dumps(value), status, headers)
 
 

@@ -22,7 +22,9 @@ async def known(request: web.Request, params: Params, keys: list[str]) -> list[S
     return [s for s in snapshots if s is not None]
 
 
-async def watched(request: web.Request, params: Params, keys: list[str], listener: Listener) -> None:
+async def watched(
+    request: web.Request, params: Params, keys: list[str], listener: Listener
+) -> None:
     seed(listener, keys, await known(request, params, keys))
 
 

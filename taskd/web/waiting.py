@@ -22,7 +22,7 @@ def seed(listener: Listener, keys: Sequence[str], snapshots: Sequence[Snapshot])
 
 
 async def wait_all(listener: Listener, timeout: float) -> None:
-    """Until every task is terminal or `timeout` passes; the caller answers the newest either way."""
+    """Until every task is terminal or `timeout` passes; the caller answers the newest then."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):
             while not listener.all_terminal():
@@ -34,7 +34,9 @@ def current(listener: Listener, keys: Sequence[str]) -> bytes:
     return json_list(listener.seen[k].json for k in keys)
 
 
-async def stream(request: web.Request, listener: Listener, keys: Sequence[str]) -> web.StreamResponse:
+async def stream(
+    request: web.Request, listener: Listener, keys: Sequence[str]
+) -> web.StreamResponse:
     """Line 1: the statuses in request order; then each change; the end when all are terminal."""
     response = web.StreamResponse(headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     response.content_type = NDJSON
