@@ -19,7 +19,7 @@ lint: $(INSTALLED)
 	$(BIN)/mypy
 
 bench: $(INSTALLED) $(REDIS)
-	$(BIN)/python tests/bench_latency.py
+	$(BIN)/python -m tests.bench_latency
 
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix .

@@ -9,6 +9,8 @@ import signal
 from collections.abc import AsyncIterator
 
 import orjson
+from arq.constants import in_progress_key_prefix
+from arq.utils import timestamp_ms
 from arq.worker import Worker
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -17,6 +19,26 @@ from taskd.queue import WAKE_CHANNEL
 from taskd.records import Records
 
 log = logging.getLogger(__name__)
+
+# Claim queued jobs for this worker in one round trip (arq does WATCH/EXISTS/ZSCORE/MULTI per
+# job): a job is ours if nobody holds it and it is due. The in-progress keys are derived from
+# the ids, which standalone Redis and Sentinel allow (arq does not support Redis Cluster).
+CLAIM = """
+local out = {}
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local held = ARGV[3] .. id
+  if redis.call('EXISTS', held) == 0 then
+    local score = redis.call('ZSCORE', KEYS[1], id)
+    if score and tonumber(score) <= tonumber(ARGV[1]) then
+      redis.call('PSETEX', held, ARGV[2], '1')
+      out[#out + 1] = id
+      out[#out + 1] = score
+    end
+  end
+end
+return out
+"""
 
 
 class WakeupWorker(Worker):
@@ -31,6 +53,7 @@ class WakeupWorker(Worker):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.records = records
         self.wake = asyncio.Event()
+        self.claim = self.pool.register_script(CLAIM)
 
     async def main(self) -> None:
         self.ctx["redis"] = self.pool
@@ -68,6 +91,27 @@ class WakeupWorker(Worker):
                 await asyncio.sleep(1)
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """Claim as many due jobs as there are free slots, at once, and run them."""
+        free = self.max_jobs - self.job_counter
+        if free <= 0 or not job_ids:
+            return
+        claimed = await self.claim(
+            keys=[self.queue_name],
+            args=[
+                timestamp_ms(),
+                int(self.in_progress_timeout_s * 1000),
+                in_progress_key_prefix,
+                *job_ids[:free],
+            ],
+        )
+        for job_id, score in zip(claimed[::2], claimed[1::2], strict=True):
+            await self.sem.acquire()
+            self.job_counter += 1
+            task = self.loop.create_task(self.run_job(job_id.decode(), int(float(score))))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id.decode()] = task
 
     async def close(self) -> None:
         """arq's close, with redis-py 5's aclose (its close() is deprecated)."""
