@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from taskd.settings import MachineSettings
 
 ProgressReporter = Callable[[Any], Awaitable[None]]
+
+
+class TaskLogger(logging.LoggerAdapter[logging.Logger]):
+    """Puts the task key on every line (and on the record, for JSON logs)."""
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        kwargs.setdefault("extra", {}).update(self.extra or {})
+        return f"task {(self.extra or {}).get('task_key')}: {msg}", kwargs
 
 
 class TaskContext:
@@ -24,7 +34,7 @@ class TaskContext:
         self.key = key
         self.name = name
         self.machines = machines
-        self.logger = logging.LoggerAdapter(logging.getLogger(f"tasks.{name}"), {"task_key": key})
+        self.logger = TaskLogger(logging.getLogger(f"tasks.{name}"), {"task_key": key})
         self._report = report
 
     async def progress(self, value: Any) -> None:

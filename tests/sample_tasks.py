@@ -45,3 +45,10 @@ async def progress(ctx: TaskContext, params: ProgressParams) -> int:
         await ctx.progress(value)
         await asyncio.sleep(params.pause)
     return len(params.values)
+
+
+@task("test.log", MessageParams)
+async def log_line(ctx: TaskContext, params: MessageParams) -> str:
+    """Writes one line to its logger."""
+    ctx.logger.warning("%s", params.message)
+    return params.message

@@ -230,3 +230,10 @@ async def test_order_of_checks(make_settings: SettingsFactory, make_client: Clie
     assert response.status == 400
     response = await create(client, [{"task_name": "hello", "name": "a"}] * 2)
     assert response.status == 401
+
+
+async def test_task_log_lines_carry_the_key(api: Client, caplog: pytest.LogCaptureFixture) -> None:
+    [status] = await create_ok(api, {"task_name": "test.log", "message": "look here"}, block=True)
+    [record] = [r for r in caplog.records if r.name == "tasks.test.log"]
+    assert record.getMessage() == f"task {status['key']}: look here"
+    assert getattr(record, "task_key", None) == status["key"]

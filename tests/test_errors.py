@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 
-from tests.conftest import SECRET, Client, ClientFactory, SettingsFactory
+from taskd.redis_server import RedisServer
+from tests.conftest import SECRET, Client, ClientFactory, SettingsFactory, free_port
 
 
 async def test_unknown_path_is_json_404(idle_api: Client) -> None:
@@ -89,3 +92,22 @@ async def test_catalog_lists_every_task_with_a_schema(idle_api: Client) -> None:
     assert sleep["seconds"]["maximum"] == 3600
     assert sleep["steps"]["default"] == 10
     assert catalog["sleep"]["description"]
+
+
+async def test_lost_redis_is_a_json_503(
+    make_settings: SettingsFactory, make_client: ClientFactory, tmp_path: Path
+) -> None:
+    server = RedisServer(tmp_path / "doomed", port=free_port()).start()
+    try:
+        client = await make_client(make_settings(redis={"url": server.url}))
+    finally:
+        server.stop()
+    response = await client.get("/v1/status", params={"tasks": "A" * 26})
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "1"
+    assert (await response.json())["status"] == "error"
+    response = await client.post(
+        "/v1/create",
+        data=orjson.dumps({"secret": SECRET, "tasks": {"task_name": "hello", "name": "x"}}),
+    )
+    assert response.status == 503

@@ -6,6 +6,8 @@ import logging
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskd.errors import InvalidRequest, LimitReached, RequestError, UnknownKeys
 from taskd.web.responses import json_value
@@ -51,6 +53,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return http_answer(request, exc)
     except (ConnectionResetError, TimeoutError):
         raise
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        log.error("redis unavailable on %s %s: %s", request.method, request.path, exc)
+        return json_value(
+            {"status": "error", "message": "service unavailable: the task store cannot be reached"},
+            503,
+            {"Retry-After": "1"},
+        )
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return json_value({"status": "error", "message": "internal error"}, 500)
