@@ -28,6 +28,7 @@ Client = TestClient[Any, Any]
 SettingsFactory = Callable[..., Settings]
 WorkerFactory = Callable[[Settings], Awaitable[WakeupWorker]]
 ClientFactory = Callable[[Settings], Awaitable[Client]]
+ApiFactory = Callable[..., Awaitable[Client]]
 
 
 def free_port() -> int:
@@ -110,6 +111,21 @@ async def start_worker() -> AsyncIterator[WorkerFactory]:
 def make_client(aiohttp_client: AiohttpClient) -> ClientFactory:
     async def make(settings: Settings) -> Client:
         return await aiohttp_client(create_app(settings), server_kwargs=RUNNER_OPTIONS)
+
+    return make
+
+
+@pytest.fixture
+def make_api(
+    make_settings: SettingsFactory, start_worker: WorkerFactory, make_client: ClientFactory
+) -> ApiFactory:
+    """An HTTP server (and a worker, unless with_worker=False) on settings with these sections."""
+
+    async def make(with_worker: bool = True, **sections: dict[str, Any]) -> Client:
+        settings = make_settings(**sections)
+        if with_worker:
+            await start_worker(settings)
+        return await make_client(settings)
 
     return make
 

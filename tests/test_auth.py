@@ -11,9 +11,8 @@ from tests.conftest import (
     API_KEY,
     OTHER_SECRET,
     SECRET,
+    ApiFactory,
     Client,
-    ClientFactory,
-    SettingsFactory,
 )
 
 HELLO = {"task_name": "hello", "name": "x"}
@@ -139,10 +138,8 @@ async def test_preflight_for_key_only_endpoints_any_origin(idle_api: Client, pat
     assert response.headers["Access-Control-Allow-Methods"] == "GET, POST, OPTIONS"
 
 
-async def test_max_tasks_per_request(
-    make_settings: SettingsFactory, make_client: ClientFactory
-) -> None:
-    client = await make_client(make_settings(accounts={"demo": {"max_tasks_per_request": 3}}))
+async def test_max_tasks_per_request(make_api: ApiFactory) -> None:
+    client = await make_api(with_worker=False, accounts={"demo": {"max_tasks_per_request": 3}})
     response = await client.post(
         "/v1/create", data=orjson.dumps({"secret": SECRET, "tasks": [HELLO] * 4})
     )
@@ -156,10 +153,8 @@ async def test_max_tasks_per_request(
     assert status == 200
 
 
-async def test_rate_per_minute_counts_the_new_tasks(
-    make_settings: SettingsFactory, make_client: ClientFactory
-) -> None:
-    client = await make_client(make_settings(accounts={"demo": {"rate_per_minute": 5}}))
+async def test_rate_per_minute_counts_the_new_tasks(make_api: ApiFactory) -> None:
+    client = await make_api(with_worker=False, accounts={"demo": {"rate_per_minute": 5}})
     status, _ = await post_create(client, {"secret": SECRET, "tasks": [HELLO] * 3})
     assert status == 200
     response = await client.post(
@@ -175,10 +170,8 @@ async def test_rate_per_minute_counts_the_new_tasks(
     assert status == 200
 
 
-async def test_max_pending_counts_pending_plus_new(
-    make_settings: SettingsFactory, make_client: ClientFactory
-) -> None:
-    client = await make_client(make_settings(accounts={"demo": {"max_pending": 2}}))
+async def test_max_pending_counts_pending_plus_new(make_api: ApiFactory) -> None:
+    client = await make_api(with_worker=False, accounts={"demo": {"max_pending": 2}})
     response = await client.post(
         "/v1/create", data=orjson.dumps({"secret": SECRET, "tasks": [HELLO] * 3})
     )
@@ -205,11 +198,9 @@ async def test_max_pending_counts_pending_plus_new(
 
 
 async def test_limits_allow_retry_after_completion(
-    make_settings: SettingsFactory, make_client: ClientFactory, start_worker: Any
+    make_api: ApiFactory,
 ) -> None:
-    settings = make_settings(accounts={"demo": {"max_pending": 1}})
-    await start_worker(settings)
-    client = await make_client(settings)
+    client = await make_api(accounts={"demo": {"max_pending": 1}})
     for _ in range(3):
         status, answer = await post_create(client, {"secret": SECRET, "block": True})
         assert status == 200

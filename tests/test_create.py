@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import SECRET, Client, ClientFactory, SettingsFactory, WorkerFactory
+from tests.conftest import SECRET, ApiFactory, Client
 from tests.helpers import assert_status, create, create_ok
 
 
@@ -71,12 +71,8 @@ async def test_failures_are_one_line_errors(
     assert "\n" not in status["result"]
 
 
-async def test_job_timeout_ends_in_error(
-    make_settings: SettingsFactory, start_worker: WorkerFactory, make_client: ClientFactory
-) -> None:
-    settings = make_settings(worker={"job_timeout": 0.3})
-    await start_worker(settings)
-    client = await make_client(settings)
+async def test_job_timeout_ends_in_error(make_api: ApiFactory) -> None:
+    client = await make_api(worker={"job_timeout": 0.3})
     [status] = await create_ok(client, {"task_name": "sleep", "seconds": 30}, block=True)
     assert (status["status"], status["result"]) == ("error", "timeout after 0.3 s")
     # The worker goes on with the next task.
@@ -84,36 +80,26 @@ async def test_job_timeout_ends_in_error(
     assert status["result"] == "Hello again"
 
 
-async def test_max_block_seconds_answers_current_statuses(
-    make_settings: SettingsFactory, start_worker: WorkerFactory, make_client: ClientFactory
-) -> None:
-    settings = make_settings(server={"max_block_seconds": 0.3})
-    await start_worker(settings)
-    client = await make_client(settings)
+async def test_max_block_seconds_answers_current_statuses(make_api: ApiFactory) -> None:
+    client = await make_api(server={"max_block_seconds": 0.3})
     [status] = await create_ok(client, {"task_name": "sleep", "seconds": 20}, block=True)
     assert status["status"] in {"queued", "executing"}
     assert "result" not in status
 
 
 async def test_idle_worker_is_woken_without_polling(
-    make_settings: SettingsFactory, start_worker: WorkerFactory, make_client: ClientFactory
+    make_api: ApiFactory,
 ) -> None:
     # With an hour between polls, only the wake-up can start these tasks.
-    settings = make_settings(worker={"poll_interval": 3600})
-    await start_worker(settings)
-    client = await make_client(settings)
+    client = await make_api(worker={"poll_interval": 3600})
     for i in range(3):
         [status] = await create_ok(client, {"task_name": "hello", "name": str(i)}, block=True)
         assert status["result"] == f"Hello {i}"
         await asyncio.sleep(0.05)
 
 
-async def test_a_full_worker_takes_queued_tasks_as_slots_free(
-    make_settings: SettingsFactory, start_worker: WorkerFactory, make_client: ClientFactory
-) -> None:
-    settings = make_settings(worker={"max_jobs": 1, "poll_interval": 3600})
-    await start_worker(settings)
-    client = await make_client(settings)
+async def test_a_full_worker_takes_queued_tasks_as_slots_free(make_api: ApiFactory) -> None:
+    client = await make_api(worker={"max_jobs": 1, "poll_interval": 3600})
     tasks = [{"task_name": "sleep", "seconds": 0.05, "steps": 1} for _ in range(4)]
     statuses = await create_ok(client, tasks, block=True)
     assert [s["status"] for s in statuses] == ["success"] * 4
@@ -215,8 +201,8 @@ async def test_bad_json_in_query_tasks(idle_api: Client) -> None:
     assert error_entries(await response.json()) == [("tasks", "querystring")]
 
 
-async def test_order_of_checks(make_settings: SettingsFactory, make_client: ClientFactory) -> None:
-    client = await make_client(make_settings(accounts={"demo": {"max_tasks_per_request": 1}}))
+async def test_order_of_checks(make_api: ApiFactory) -> None:
+    client = await make_api(with_worker=False, accounts={"demo": {"max_tasks_per_request": 1}})
     # bad JSON comes before credentials
     response = await client.post("/v1/create", data=b"{oops", params={"secret": "wrong"})
     assert response.status == 400

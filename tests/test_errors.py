@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from taskd.redis_server import RedisServer
-from tests.conftest import SECRET, Client, ClientFactory, SettingsFactory, free_port
+from tests.conftest import SECRET, ApiFactory, Client, ClientFactory, SettingsFactory, free_port
 
 
 async def test_unknown_path_is_json_404(idle_api: Client) -> None:
@@ -30,10 +30,8 @@ async def test_wrong_method_is_json_405(idle_api: Client, method: str, path: str
     assert "Allow" in response.headers
 
 
-async def test_oversized_body_is_json_413(
-    make_settings: SettingsFactory, make_client: ClientFactory
-) -> None:
-    client = await make_client(make_settings(server={"max_body_bytes": 1000}))
+async def test_oversized_body_is_json_413(make_api: ApiFactory) -> None:
+    client = await make_api(with_worker=False, server={"max_body_bytes": 1000})
     body = orjson.dumps({"secret": SECRET, "tasks": {"task_name": "hello", "name": "x" * 2000}})
     response = await client.post("/v1/create", data=body)
     assert response.status == 413

@@ -6,7 +6,7 @@ import asyncio
 
 import orjson
 
-from tests.conftest import Client, ClientFactory, SettingsFactory, WorkerFactory
+from tests.conftest import ApiFactory, Client
 from tests.helpers import assert_status, create_ok
 
 
@@ -46,10 +46,8 @@ async def test_status_block_waits_for_the_end(api: Client) -> None:
     assert status["progress"] == 100
 
 
-async def test_status_block_honours_max_block_seconds(
-    make_settings: SettingsFactory, make_client: ClientFactory
-) -> None:
-    client = await make_client(make_settings(server={"max_block_seconds": 0.2}))
+async def test_status_block_honours_max_block_seconds(make_api: ApiFactory) -> None:
+    client = await make_api(with_worker=False, server={"max_block_seconds": 0.2})
     [queued] = await create_ok(client, {"task_name": "hello", "name": "x"})
     response = await client.get("/v1/status", params={"tasks": queued["key"], "block": "1"})
     assert response.status == 200
@@ -87,12 +85,8 @@ async def test_missing_tasks_is_400(api: Client) -> None:
     assert response.status == 400
 
 
-async def test_records_expire_result_ttl_after_completion(
-    make_settings: SettingsFactory, start_worker: WorkerFactory, make_client: ClientFactory
-) -> None:
-    settings = make_settings(worker={"result_ttl": 1})
-    await start_worker(settings)
-    client = await make_client(settings)
+async def test_records_expire_result_ttl_after_completion(make_api: ApiFactory) -> None:
+    client = await make_api(worker={"result_ttl": 1})
     [running] = await create_ok(client, {"task_name": "sleep", "seconds": 1.2, "steps": 1})
     await asyncio.sleep(1.0)
     # Still running after longer than result_ttl: the clock starts at completion.

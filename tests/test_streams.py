@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from taskd.web.state import HUB
-from tests.conftest import SECRET, Client, ClientFactory, SettingsFactory, WorkerFactory
+from tests.conftest import SECRET, ApiFactory, Client
 from tests.helpers import assert_status, create_ok, read_lines
 
 
@@ -106,12 +106,8 @@ async def test_unknown_key_stream_is_404(api: Client) -> None:
     assert (await response.json())["errors"][0]["description"] == f"unknown task key: {'B' * 26}"
 
 
-async def test_heartbeat_resends_unfinished_status(
-    make_settings: SettingsFactory, start_worker: WorkerFactory, make_client: ClientFactory
-) -> None:
-    settings = make_settings(server={"heartbeat": 0.1})
-    await start_worker(settings)
-    client = await make_client(settings)
+async def test_heartbeat_resends_unfinished_status(make_api: ApiFactory) -> None:
+    client = await make_api(server={"heartbeat": 0.1})
     [queued] = await create_ok(client, {"task_name": "sleep", "seconds": 0.8, "steps": 1})
     _, *changes = await stream_of(client, [queued["key"]])
     executing = [s for s in changes if s["status"] == "executing"]
@@ -140,12 +136,8 @@ async def test_client_leaving_mid_stream_releases_its_subscription(api: Client) 
     assert (await response.json())[0]["status"] == "executing"
 
 
-async def test_200_simultaneous_streams(
-    make_settings: SettingsFactory, start_worker: WorkerFactory, make_client: ClientFactory
-) -> None:
-    settings = make_settings(accounts={"demo": {"max_tasks_per_request": 200}})
-    await start_worker(settings)
-    client = await make_client(settings)
+async def test_200_simultaneous_streams(make_api: ApiFactory) -> None:
+    client = await make_api(accounts={"demo": {"max_tasks_per_request": 200}})
     statuses = await create_ok(
         client, [{"task_name": "sleep", "seconds": 0.5, "steps": 2} for _ in range(20)]
     )
