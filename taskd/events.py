@@ -23,6 +23,7 @@ from taskd.records import Snapshot, channel, is_terminal
 log = logging.getLogger(__name__)
 
 PREFIX = channel("").encode()
+CATCH_UP_WAIT = 10.0  # seconds to wait for resubscription before reading anyway
 Resync = Callable[[Sequence[str]], Awaitable[list[Snapshot | None]]]
 
 
@@ -83,8 +84,7 @@ class Listener:
 @dataclass
 class Subscription:
     listeners: set[Listener] = field(default_factory=set)
-    # SUBSCRIBE commands sent for this channel and not yet confirmed; waiters wait for zero.
-    outstanding: int = 0
+    # Set once Redis has confirmed the subscription: then a waiter may read the records.
     confirmed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -94,15 +94,18 @@ class EventHub:
         self.resync = resync
         self.queue_size = queue_size
         self.subscriptions: dict[bytes, Subscription] = {}
+        # SUBSCRIBE/UNSUBSCRIBE commands sent per channel and not answered yet. Redis answers
+        # in order, so when this drops to zero Redis is in the state we last asked for.
+        self._inflight: dict[bytes, int] = {}
         self._conn: AbstractConnection | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._connected = asyncio.Event()
+        self._connected = False
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._conn = self.redis.connection_pool.make_connection()  # type: ignore[no-untyped-call]
         await self._conn.connect()
-        self._connected.set()
+        self._connected = True
         self._reader = asyncio.create_task(self._read_forever(), name="taskd-event-hub")
 
     async def close(self) -> None:
@@ -135,9 +138,7 @@ class EventHub:
             sub.listeners.add(listener)
             waits.append(sub.confirmed)
         if new:
-            for name in new:
-                self.subscriptions[name].outstanding += 1
-            await self._send("SUBSCRIBE", *new)
+            await self._send(b"SUBSCRIBE", new)
         for event in waits:
             await event.wait()
 
@@ -153,15 +154,17 @@ class EventHub:
                 del self.subscriptions[name]
                 gone.append(name)
         if gone:
-            await self._send("UNSUBSCRIBE", *gone)
+            await self._send(b"UNSUBSCRIBE", gone)
 
-    async def _send(self, *args: bytes | str) -> None:
-        if self._conn is None or not self._connected.is_set():
-            return  # the reconnect re-sends every current subscription
+    async def _send(self, command: bytes, names: list[bytes]) -> None:
+        if self._conn is None or not self._connected:
+            return  # the reconnect subscribes to every channel wanted by then
+        for name in names:
+            self._inflight[name] = self._inflight.get(name, 0) + 1
         try:
-            await self._conn.send_command(*args, check_health=False)
+            await self._conn.send_command(command, *names, check_health=False)
         except (RedisConnectionError, RedisTimeoutError, OSError):
-            log.warning("event hub: sending %s failed; reconnecting", args[0])
+            log.warning("event hub: sending %s failed; reconnecting", command.decode())
 
     async def _read_forever(self) -> None:
         assert self._conn is not None
@@ -176,52 +179,67 @@ class EventHub:
                 self._dispatch(reply[0], reply[1], reply[2])
 
     def _dispatch(self, kind: bytes, name: bytes, data: object) -> None:
-        sub = self.subscriptions.get(name)
-        if sub is None:
-            return
         if kind == b"message" and isinstance(data, bytes):
+            sub = self.subscriptions.get(name)
+            if sub is None:
+                return
             version, _, json = data.partition(b" ")
             snapshot = Snapshot(int(version), json)
             key = name[len(PREFIX) :].decode()
             for listener in sub.listeners:
                 listener.offer(key, snapshot)
-        elif kind == b"subscribe":
-            sub.outstanding -= 1
-            if sub.outstanding <= 0:
+        elif kind in (b"subscribe", b"unsubscribe"):
+            left = self._inflight.get(name, 0) - 1
+            if left > 0:
+                self._inflight[name] = left
+                return
+            self._inflight.pop(name, None)
+            sub = self.subscriptions.get(name)
+            if sub is not None and kind == b"subscribe":
                 sub.confirmed.set()
 
     async def _reconnect(self) -> None:
         assert self._conn is not None
-        self._connected.clear()
+        self._connected = False
         delay = 0.05
         while True:
             await self._conn.disconnect()
             try:
                 await self._conn.connect()  # type: ignore[no-untyped-call]
-                names = list(self.subscriptions)
-                for name in names:
-                    self.subscriptions[name].outstanding = 1
-                    self.subscriptions[name].confirmed.clear()
-                if names:
-                    await self._conn.send_command("SUBSCRIBE", *names, check_health=False)
-                break
             except (RedisConnectionError, RedisTimeoutError, OSError):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
-        self._connected.set()
-        log.info("event hub: reconnected, %d channels", len(self.subscriptions))
-        catch_up = asyncio.create_task(self._catch_up(list(self.subscriptions)))
+                continue
+            # No await from here to `_connected = True`: a channel wanted meanwhile is either
+            # in `names` or sent by its own _subscribe on the new connection.
+            self._inflight.clear()
+            names = list(self.subscriptions)
+            for sub in self.subscriptions.values():
+                sub.confirmed.clear()
+            self._connected = True
+            if names:
+                await self._send(b"SUBSCRIBE", names)
+            break
+        log.info("event hub: reconnected, %d channels", len(names))
+        catch_up = asyncio.create_task(self._catch_up(names))
         self._background.add(catch_up)
         catch_up.add_done_callback(self._background.discard)
 
     async def _catch_up(self, names: list[bytes]) -> None:
         """Changes published while we were away: read the records once resubscribed."""
-        for name in names:
-            sub = self.subscriptions.get(name)
-            if sub is not None:
-                await sub.confirmed.wait()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CATCH_UP_WAIT):
+                for name in names:
+                    sub = self.subscriptions.get(name)
+                    if sub is not None:
+                        await sub.confirmed.wait()
         keys = [name[len(PREFIX) :].decode() for name in names]
-        for key, snapshot in zip(keys, await self.resync(keys), strict=True):
+        try:
+            snapshots = await self.resync(keys)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.warning("event hub: catching up failed (%s)", exc)
+            return
+        for key, snapshot in zip(keys, snapshots, strict=True):
             sub = self.subscriptions.get(PREFIX + key.encode())
             if sub is not None and snapshot is not None:
                 for listener in sub.listeners:
