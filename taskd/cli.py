@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,16 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     from taskd.web.app import RUNNER_OPTIONS, create_app
 
     redis_url(settings.redis)
+    app = create_app(settings)
+
+    async def announce(app: web.Application) -> None:
+        logging.getLogger("taskd.serve").info(
+            "serving http://%s:%d", settings.server.host, settings.server.port
+        )
+
+    app.on_startup.append(announce)
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.server.host,
         port=settings.server.port,
         access_log=None,
