@@ -9,7 +9,7 @@ import signal
 from collections.abc import AsyncIterator
 
 import orjson
-from arq.constants import in_progress_key_prefix
+from arq.constants import abort_jobs_ss, in_progress_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Worker
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -20,24 +20,29 @@ from taskd.records import Records
 
 log = logging.getLogger(__name__)
 
-# Claim queued jobs for this worker in one round trip (arq does WATCH/EXISTS/ZSCORE/MULTI per
-# job): a job is ours if nobody holds it and it is due. The in-progress keys are derived from
-# the ids, which standalone Redis and Sentinel allow (arq does not support Redis Cluster).
-CLAIM = """
-local out = {}
-for i = 4, #ARGV do
-  local id = ARGV[i]
-  local held = ARGV[3] .. id
-  if redis.call('EXISTS', held) == 0 then
-    local score = redis.call('ZSCORE', KEYS[1], id)
-    if score and tonumber(score) <= tonumber(ARGV[1]) then
+# One round trip per poll (arq spends one on reading the queue, four per job to claim it and
+# one on aborts): read the due jobs, claim as many as there are free slots (a job is ours if
+# nobody holds it), and list the aborts. The in-progress keys are derived from the ids, which
+# standalone Redis and Sentinel allow (arq does not support Redis Cluster).
+# KEYS: queue, aborts. ARGV: now_ms, in-progress ttl ms, in-progress prefix, free slots, read limit.
+POLL = """
+local claimed = {}
+local free = tonumber(ARGV[4])
+if free > 0 then
+  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1],
+    'WITHSCORES', 'LIMIT', 0, ARGV[5])
+  for i = 1, #due, 2 do
+    local held = ARGV[3] .. due[i]
+    if redis.call('EXISTS', held) == 0 then
       redis.call('PSETEX', held, ARGV[2], '1')
-      out[#out + 1] = id
-      out[#out + 1] = score
+      claimed[#claimed + 1] = due[i]
+      claimed[#claimed + 1] = due[i + 1]
+      free = free - 1
+      if free == 0 then break end
     end
   end
 end
-return out
+return {claimed, redis.call('ZRANGE', KEYS[2], 0, -1)}
 """
 
 
@@ -53,7 +58,7 @@ class WakeupWorker(Worker):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.records = records
         self.wake = asyncio.Event()
-        self.claim = self.pool.register_script(CLAIM)
+        self.poll = self.pool.register_script(POLL)
 
     async def main(self) -> None:
         self.ctx["redis"] = self.pool
@@ -92,18 +97,17 @@ class WakeupWorker(Worker):
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """Claim as many due jobs as there are free slots, at once, and run them."""
-        free = self.max_jobs - self.job_counter
-        if free <= 0 or not job_ids:
-            return
-        claimed = await self.claim(
-            keys=[self.queue_name],
+    async def _poll_iteration(self) -> None:
+        """arq's poll (claim due jobs, honour aborts, reap, heartbeat) in one round trip."""
+        free = self.max_jobs - self.job_counter if self.allow_pick_jobs else 0
+        claimed, aborts = await self.poll(
+            keys=[self.queue_name, abort_jobs_ss],
             args=[
                 timestamp_ms(),
                 int(self.in_progress_timeout_s * 1000),
                 in_progress_key_prefix,
-                *job_ids[:free],
+                max(free, 0),
+                self.queue_read_limit,
             ],
         )
         for job_id, score in zip(claimed[::2], claimed[1::2], strict=True):
@@ -112,6 +116,21 @@ class WakeupWorker(Worker):
             task = self.loop.create_task(self.run_job(job_id.decode(), int(float(score))))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id.decode()] = task
+        await self.abort([a.decode() for a in aborts])
+        for job_id, task in list(self.tasks.items()):
+            if task.done():
+                del self.tasks[job_id]
+                task.result()  # surfaces errors of run_job itself
+        await self.heart_beat()
+
+    async def abort(self, job_ids: list[str]) -> None:
+        """Cancel the aborted jobs running here; the others belong to other workers."""
+        mine = [job_id for job_id in job_ids if job_id in self.job_tasks]
+        for job_id in mine:
+            self.job_tasks[job_id].cancel()
+        if mine:
+            self.aborting_tasks.update(mine)
+            await self.pool.zrem(abort_jobs_ss, *mine)
 
     async def close(self) -> None:
         """arq's close, with redis-py 5's aclose (its close() is deprecated)."""
