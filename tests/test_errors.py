@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import orjson
@@ -109,3 +110,23 @@ async def test_lost_redis_is_a_json_503(
         data=orjson.dumps({"secret": SECRET, "tasks": {"task_name": "hello", "name": "x"}}),
     )
     assert response.status == 503
+
+
+async def test_undecodable_compressed_body_is_400(idle_api: Client) -> None:
+    response = await idle_api.post(
+        "/v1/create", data=b"not gzip at all", headers={"Content-Encoding": "gzip"}
+    )
+    assert response.status == 400
+    [entry] = (await response.json())["errors"]
+    assert (entry["name"], entry["location"]) == ("body", "body")
+    assert entry["description"] == "unreadable body: Can not decode content-encoding: gzip"
+
+
+async def test_gzip_body_is_read(api: Client) -> None:
+    body = gzip.compress(
+        orjson.dumps(
+            {"secret": SECRET, "block": True, "tasks": {"task_name": "hello", "name": "z"}}
+        )
+    )
+    response = await api.post("/v1/create", data=body, headers={"Content-Encoding": "gzip"})
+    assert (await response.json())[0]["result"] == "Hello z"

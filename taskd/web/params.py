@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from taskd.auth import Credentials
 from taskd.errors import InvalidRequest, Location, Problem
@@ -77,7 +78,11 @@ def parse_query_json(name: str, value: str) -> Any:
 
 
 async def read_body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except (web.RequestPayloadError, HttpProcessingError) as exc:  # e.g. gzip that won't inflate
+        message = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else "cannot read"
+        raise InvalidRequest([Problem("body", "body", f"unreadable body: {message}")]) from None
     if not raw.strip():
         return {}
     try:
