@@ -19,6 +19,7 @@ from taskd.queue import WAKE_CHANNEL
 from taskd.records import Records
 
 log = logging.getLogger(__name__)
+REDIS_RETRY_SECONDS = 0.5
 
 # One round trip per poll (arq spends one on reading the queue, four per job to claim it and
 # one on aborts): read the due jobs, claim as many as there are free slots (a job is ours if
@@ -67,7 +68,13 @@ class WakeupWorker(Worker):
         async with self.wake_listener():
             while True:
                 self.wake.clear()
-                await self._poll_iteration()
+                try:
+                    await self._poll_iteration()
+                except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                    # Redis restarting or failing over: keep trying, don't die.
+                    log.warning("worker: redis unavailable (%s); retrying", exc)
+                    await asyncio.sleep(REDIS_RETRY_SECONDS)
+                    continue
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.poll_delay_s):
                         await self.wake.wait()
@@ -139,7 +146,8 @@ class WakeupWorker(Worker):
         if not self._pool:
             return
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
-        await self.pool.delete(self.health_check_key)
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+            await self.pool.delete(self.health_check_key)
         await self.pool.aclose(close_connection_pool=True)
         self._pool = None
 
