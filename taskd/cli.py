@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from taskd.connections import require_redis
 from taskd.errors import TaskdError
 from taskd.logs import setup_logging
 from taskd.settings import Settings, load_settings
@@ -56,10 +57,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from taskd.connections import redis_url
     from taskd.web.app import RUNNER_OPTIONS, create_app
 
-    redis_url(settings.redis)
+    require_redis(settings.redis)
     app = create_app(settings)
 
     async def announce(app: web.Application) -> None:
@@ -80,9 +80,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def worker(settings: Settings, args: argparse.Namespace) -> int:
-    from taskd.connections import redis_url
-
-    redis_url(settings.redis)
+    require_redis(settings.redis)
     # workers/ is loaded by name, like task modules: nothing in taskd imports it statically.
     importlib.import_module("workers").run_worker(settings)
     return 0

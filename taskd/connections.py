@@ -3,22 +3,41 @@
 from __future__ import annotations
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
 from taskd.settings import RedisSettings, SettingsError
 
 
-def redis_url(settings: RedisSettings) -> str:
-    if not settings.url:
+class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """Connections to whichever server the Sentinels name master, waiting when all are busy."""
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        await super().disconnect(inuse_connections)
+        for sentinel in self.sentinel_manager.sentinels:  # its own clients, one per Sentinel
+            await sentinel.aclose()
+
+
+def require_redis(settings: RedisSettings) -> None:
+    if not settings.configured:
         raise SettingsError(
-            "redis.url is empty: set it (or TASKD_REDIS_URL), or use `taskd run`, "
-            "which starts its own redis-server"
+            "redis.url is empty: set it (or TASKD_REDIS_URL, or redis.sentinels), or use "
+            "`taskd run`, which starts its own redis-server"
         )
-    return settings.url
 
 
 def redis_client(settings: RedisSettings) -> Redis:
     """A client whose pool waits for a free connection instead of opening without bound."""
+    require_redis(settings)
+    if settings.sentinels:
+        addresses = [(h, int(p)) for h, _, p in (a.rpartition(":") for a in settings.sentinels)]
+        pool: BlockingConnectionPool = BlockingSentinelPool(  # type: ignore[no-untyped-call]
+            settings.sentinel_master,
+            Sentinel(addresses),  # type: ignore[no-untyped-call]
+            max_connections=settings.max_connections,
+            timeout=None,
+        )
+        return Redis(connection_pool=pool)
     pool = BlockingConnectionPool.from_url(
-        redis_url(settings), max_connections=settings.max_connections, timeout=None
+        settings.url, max_connections=settings.max_connections, timeout=None
     )
     return Redis(connection_pool=pool)

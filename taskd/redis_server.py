@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from taskd.errors import TaskdError
@@ -33,11 +34,21 @@ def redis_binary() -> str:
 class RedisServer:
     """redis-server on a unix socket or a loopback port, data in `directory`; stop() ends it."""
 
-    def __init__(self, directory: Path, *, port: int = 0, persist: bool = False) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        port: int = 0,
+        persist: bool = False,
+        config: Path | None = None,
+        options: Sequence[str] = (),
+    ) -> None:
         self.directory = directory.resolve()
         self.port = port
         self.socket = self.directory / "redis.sock"
         self.persist = persist
+        self.config = config  # a config file (e.g. a Sentinel's, which it rewrites)
+        self.options = list(options)  # more command-line options, e.g. --replicaof
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -46,13 +57,14 @@ class RedisServer:
 
     def start(self, timeout: float = 10) -> RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
-        argv = [redis_binary(), "--bind", "127.0.0.1", "--dir", str(self.directory), "--save", ""]
+        argv = [redis_binary(), *([str(self.config)] if self.config else [])]
+        argv += ["--bind", "127.0.0.1", "--dir", str(self.directory), "--save", ""]
         argv += ["--appendonly", "yes" if self.persist else "no"]
         argv += ["--port", str(self.port)]
         if not self.port:
             self.socket.unlink(missing_ok=True)
             argv += ["--unixsocket", str(self.socket), "--unixsocketperm", "700"]
-        argv += ["--logfile", str(self.directory / "redis.log")]
+        argv += ["--logfile", str(self.directory / "redis.log"), *self.options]
         self.process = subprocess.Popen(
             argv,
             stdout=subprocess.DEVNULL,

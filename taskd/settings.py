@@ -8,7 +8,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from taskd.errors import TaskdError
 from taskd.origins import OriginPattern
@@ -35,8 +43,32 @@ class ServerSettings(Section):
 
 class RedisSettings(Section):
     url: str = ""
+    # High availability: Sentinel addresses ("host:port") and the name of the master they
+    # watch; when given, they are asked for the master instead of using `url`.
+    sentinels: list[str] = []
+    sentinel_master: str = ""
     # Commands in flight at once per process; callers wait for a free connection beyond it.
     max_connections: Annotated[int, Field(ge=1)] = 16
+
+    @field_validator("sentinels")
+    @classmethod
+    def check_sentinels(cls, addresses: list[str]) -> list[str]:
+        for address in addresses:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"sentinel address {address!r} is not host:port")
+        return addresses
+
+    @model_validator(mode="after")
+    def check_master(self) -> RedisSettings:
+        if self.sentinels and not self.sentinel_master:
+            raise ValueError("sentinels need sentinel_master, the name of the master they watch")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        """Whether a Redis to use is named (else `taskd run` starts its own)."""
+        return bool(self.url or self.sentinels)
 
 
 class LogSettings(Section):

@@ -34,11 +34,10 @@ def run(settings: Settings, config: Path, var: Path = Path("var")) -> int:
     redis: RedisServer | None = None
     children: list[subprocess.Popen[bytes]] = []
     try:
-        url = settings.redis.url
-        if not url:
+        env = {**os.environ, "TASKD_CONFIG": str(config.resolve())}
+        if not settings.redis.configured:
             redis = RedisServer(var / "redis", persist=True).start()
-            url = redis.url
-        env = {**os.environ, "TASKD_CONFIG": str(config.resolve()), "TASKD_REDIS_URL": url}
+            env["TASKD_REDIS_URL"] = redis.url
         for command in ("worker", "serve"):
             children.append(
                 subprocess.Popen(
@@ -49,7 +48,7 @@ def run(settings: Settings, config: Path, var: Path = Path("var")) -> int:
                     start_new_session=True,
                 )
             )
-        announce(settings, url)
+        announce(settings, env.get("TASKD_REDIS_URL") or "as configured")
         while all(child.poll() is None for child in children):
             time.sleep(0.2)
         log.error("a child process exited; stopping")

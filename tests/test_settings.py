@@ -46,6 +46,8 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ("[log]\nlevel = 'loud'\n", "log.level: "),
         ("[storage]\nbackend = 'floppy'\n", "storage.backend: "),
         ("[server\n", "invalid TOML"),
+        ("[redis]\nsentinels = ['h:26379']\n", "sentinels need sentinel_master"),
+        ("[redis]\nsentinels = ['h']\nsentinel_master = 'm'\n", "redis.sentinels: "),
     ],
 )
 def test_bad_settings_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:

@@ -32,4 +32,4 @@ async def redis_context(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await hub.close()
-        await redis.aclose()
+        await redis.aclose(close_connection_pool=True)
