@@ -81,7 +81,8 @@ async def read_body(request: web.Request) -> dict[str, Any]:
     try:
         raw = await request.read()
     except (web.RequestPayloadError, HttpProcessingError) as exc:  # e.g. gzip that won't inflate
-        message = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else "cannot read"
+        lines = str(exc).strip().splitlines()  # aiohttp's text is "400, message:\n  <why>"
+        message = lines[-1].strip() if lines else "cannot read"
         raise InvalidRequest([Problem("body", "body", f"unreadable body: {message}")]) from None
     if not raw.strip():
         return {}
