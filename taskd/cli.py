@@ -20,13 +20,20 @@ from taskd.settings import Settings, load_settings
 
 
 def parser() -> argparse.ArgumentParser:
+    config_help = "TOML settings (default: $TASKD_CONFIG or config/taskd.toml)"
     p = argparse.ArgumentParser(prog="taskd", description="Asynchronous task queue server.")
-    p.add_argument("--config", help="TOML settings (default: $TASKD_CONFIG or config/taskd.toml)")
+    p.add_argument("--config", help=config_help)
+    # --config is also accepted after the command; there it must not reset the one before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help=config_help, default=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="redis-server + HTTP server + worker, for one machine")
-    sub.add_parser("serve", help="the HTTP server (production: several behind a load balancer)")
-    sub.add_parser("worker", help="an arq worker (production: as many as needed)")
-    submit = sub.add_parser("submit", help="create a task and print its status")
+    for name, text in [
+        ("run", "redis-server + HTTP server + worker, for one machine"),
+        ("serve", "the HTTP server (production: several behind a load balancer)"),
+        ("worker", "an arq worker (production: as many as needed)"),
+    ]:
+        sub.add_parser(name, help=text, parents=[common])
+    submit = sub.add_parser("submit", help="create a task and print its status", parents=[common])
     submit.add_argument("task_name")
     submit.add_argument("params", nargs="*", metavar="KEY=VALUE", help="VALUE is JSON or text")
     mode = submit.add_mutually_exclusive_group()

@@ -72,11 +72,16 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("command", ["serve", "worker", "run"])
-def test_commands_exit_non_zero_on_bad_settings(tmp_path: Path, command: str) -> None:
+@pytest.mark.parametrize("config_after_command", [False, True])
+def test_commands_exit_non_zero_on_bad_settings(
+    tmp_path: Path, command: str, config_after_command: bool
+) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("[worker]\nmax_jobs = 0\n")
+    options = ["--config", str(config)]
+    argv = [command, *options] if config_after_command else [*options, command]
     done = subprocess.run(
-        [sys.executable, "-m", "taskd", "--config", str(config), command],
+        [sys.executable, "-m", "taskd", *argv],
         capture_output=True,
         text=True,
         timeout=30,
