@@ -67,22 +67,21 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     from taskd.web.app import RUNNER_OPTIONS, create_app
 
     require_redis(settings.redis)
-    app = create_app(settings)
-
-    async def announce(app: web.Application) -> None:
-        logging.getLogger("taskd.serve").info(
-            "serving http://%s:%d", settings.server.host, settings.server.port
+    host, port = settings.server.host, settings.server.port
+    try:
+        web.run_app(
+            create_app(settings),
+            host=host,
+            port=port,
+            access_log=None,
+            # called once the socket listens
+            print=lambda _: logging.getLogger("taskd.serve").info(
+                "serving http://%s:%d", host, port
+            ),
+            **RUNNER_OPTIONS,  # type: ignore[arg-type]
         )
-
-    app.on_startup.append(announce)
-    web.run_app(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        access_log=None,
-        print=None,
-        **RUNNER_OPTIONS,  # type: ignore[arg-type]
-    )
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     return 0
 
 
@@ -127,6 +126,10 @@ def submit(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(go())
+
+
+class ServeError(TaskdError):
+    """The HTTP server could not start."""
 
 
 def parse_value(text: str) -> Any:

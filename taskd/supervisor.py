@@ -9,7 +9,10 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
+
+import orjson
 
 from taskd.process import die_with_parent
 from taskd.redis_server import RedisServer
@@ -48,6 +51,9 @@ def run(settings: Settings, config: Path, var: Path = Path("var")) -> int:
                     start_new_session=True,
                 )
             )
+        if not listening(settings, children):
+            log.error("the HTTP server did not start; stopping")
+            return 1
         announce(settings, env.get("TASKD_REDIS_URL") or "as configured")
         while all(child.poll() is None for child in children):
             time.sleep(0.2)
@@ -62,6 +68,22 @@ def run(settings: Settings, config: Path, var: Path = Path("var")) -> int:
         stop_all(children)
         if redis is not None:
             redis.stop()
+
+
+def listening(settings: Settings, children: list[subprocess.Popen[bytes]]) -> bool:
+    """Wait until our HTTP server answers its catalog; False if a child dies first."""
+    host = settings.server.host
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
+    url = f"http://{host}:{settings.server.port}/v1/tasks"
+    while all(child.poll() is None for child in children):
+        with (
+            contextlib.suppress(OSError, ValueError),
+            urllib.request.urlopen(url, timeout=1) as response,
+        ):
+            if "tasks" in orjson.loads(response.read()):
+                return True
+        time.sleep(0.05)
+    return False
 
 
 def stop_all(children: list[subprocess.Popen[bytes]], timeout: float = 7) -> None:

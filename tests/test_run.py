@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -64,14 +65,12 @@ def service(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path
         )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/v1/tasks", timeout=1).read()
-            break
-        except OSError:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "taskd run did not come up"
-            time.sleep(0.1)
+    # Ready when it says so: it announces itself once its HTTP server answers.
+    while "taskd is serving" not in log.read_text():
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "taskd run did not come up"
+        time.sleep(0.1)
+    urllib.request.urlopen(f"{base}/v1/tasks", timeout=5).read()
     yield process, base, log
     if process.poll() is None:
         process.kill()
@@ -138,3 +137,26 @@ def test_submit_block_and_stream(service: tuple[subprocess.Popen[bytes], str, Pa
     )
     assert done.returncode == 1
     assert orjson.loads(done.stderr)["errors"][0]["name"] == "tasks.name"
+
+
+def test_run_with_its_port_taken_says_so_and_leaves_nothing(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        config = tmp_path / "taskd.toml"
+        config.write_text(f"[server]\nport = {port}\n[accounts.a]\nsecret = 's'\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TASKD_")}
+        done = subprocess.run(
+            [sys.executable, "-m", "taskd", "--config", str(config), "run"],
+            cwd=tmp_path,
+            env={**env, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "taskd is serving" not in done.stdout
