@@ -103,9 +103,13 @@ class EventHub:
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        """Open the connection; if Redis is not up yet, keep trying in the background."""
         self._conn = self.redis.connection_pool.make_connection()  # type: ignore[no-untyped-call]
-        await self._conn.connect()
-        self._connected = True
+        try:
+            await self._conn.connect()
+            self._connected = True
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.warning("event hub: redis unavailable (%s); retrying", exc)
         self._reader = asyncio.create_task(self._read_forever(), name="taskd-event-hub")
 
     async def close(self) -> None:
@@ -168,6 +172,8 @@ class EventHub:
 
     async def _read_forever(self) -> None:
         assert self._conn is not None
+        if not self._connected:
+            await self._reconnect()
         while True:
             try:
                 reply = await self._conn.read_response(disconnect_on_error=False, push_request=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from pathlib import Path
 
@@ -130,3 +131,22 @@ async def test_gzip_body_is_read(api: Client) -> None:
     )
     response = await api.post("/v1/create", data=body, headers={"Content-Encoding": "gzip"})
     assert (await response.json())[0]["result"] == "Hello z"
+
+
+async def test_server_started_before_redis_answers_once_it_is_up(
+    make_settings: SettingsFactory, make_client: ClientFactory, tmp_path: Path
+) -> None:
+    server = RedisServer(tmp_path / "late", port=free_port())
+    client = await make_client(make_settings(redis={"url": server.url}))
+    response = await client.get("/v1/status", params={"tasks": "A" * 26})
+    assert response.status == 503
+    server.start()
+    try:
+        for _ in range(100):
+            response = await client.get("/v1/status", params={"tasks": "A" * 26})
+            if response.status != 503:
+                break
+            await asyncio.sleep(0.05)
+        assert response.status == 404
+    finally:
+        server.stop()
