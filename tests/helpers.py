@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -50,3 +54,22 @@ async def create_ok(client: TestClient[Any, Any], tasks: Any, block: bool = Fals
 
 async def read_lines(response: ClientResponse) -> list[Any]:
     return [orjson.loads(line) async for line in response.content if line.strip()]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_taskd(
+    *argv: str, cwd: Path = ROOT, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """`taskd ARGV…` as a user would run it: no TASKD_* variables from this environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKD_")}
+    return subprocess.run(
+        [sys.executable, "-m", "taskd", *argv],
+        cwd=cwd,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

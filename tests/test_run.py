@@ -16,8 +16,7 @@ import orjson
 import pytest
 
 from tests.conftest import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, run_taskd
 
 
 def descendants(pid: int) -> set[int]:
@@ -146,16 +145,7 @@ def test_run_with_its_port_taken_says_so_and_leaves_nothing(tmp_path: Path) -> N
         port = squatter.getsockname()[1]
         config = tmp_path / "taskd.toml"
         config.write_text(f"[server]\nport = {port}\n[accounts.a]\nsecret = 's'\n")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TASKD_")}
-        done = subprocess.run(
-            [sys.executable, "-m", "taskd", "--config", str(config), "run"],
-            cwd=tmp_path,
-            env={**env, "PYTHONPATH": str(ROOT)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_taskd("--config", str(config), "run", cwd=tmp_path, timeout=60)
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr

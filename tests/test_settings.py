@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from taskd.settings import SettingsError, load_settings
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, run_taskd
 
 
 def test_the_shipped_config_is_the_documented_default() -> None:
@@ -80,13 +77,7 @@ def test_commands_exit_non_zero_on_bad_settings(
     config.write_text("[worker]\nmax_jobs = 0\n")
     options = ["--config", str(config)]
     argv = [command, *options] if config_after_command else [*options, command]
-    done = subprocess.run(
-        [sys.executable, "-m", "taskd", *argv],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = run_taskd(*argv)
     assert done.returncode == 2
     assert f"{config}: worker.max_jobs" in done.stderr
     assert "Traceback" not in done.stderr
@@ -95,13 +86,6 @@ def test_commands_exit_non_zero_on_bad_settings(
 def test_serve_without_redis_url_says_so(tmp_path: Path) -> None:
     config = tmp_path / "t.toml"
     config.write_text("")
-    done = subprocess.run(
-        [sys.executable, "-m", "taskd", "--config", str(config), "serve"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        env={"PATH": "/usr/bin:/bin"},
-    )
+    done = run_taskd("--config", str(config), "serve")
     assert done.returncode == 2
     assert "redis.url is empty" in done.stderr
