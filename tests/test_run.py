@@ -92,7 +92,7 @@ def test_run_serves_the_demo_and_stops_everything(
     process.send_signal(stop)
     # SIGKILL leaves no chance to clean up: the kernel stops the children (parent-death signal).
     assert process.wait(timeout=10) == (-signal.SIGKILL if stop == signal.SIGKILL else 0)
-    deadline = started + 10
+    deadline = started + 10  # the contract: everything gone within 10 s of the signal
     while [pid for pid in children if alive(pid)] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert [pid for pid in children if alive(pid)] == []

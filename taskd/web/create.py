@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from taskd.auth import Account
 from taskd.errors import LimitReached
+from taskd.events import Listener
 from taskd.records import NewTask, Snapshot, new_key
 from taskd.validation import validate_definitions
 from taskd.web.params import Params, credentials, read_params
@@ -41,15 +44,22 @@ async def enqueue(request: web.Request, admission: Admission) -> list[bytes]:
     )
 
 
+@contextlib.asynccontextmanager
+async def enqueue_watched(request: web.Request, admission: Admission) -> AsyncIterator[Listener]:
+    """Subscribe before the tasks exist, so not even their first change can be missed."""
+    async with request.app[HUB].watch(admission.keys) as listener:
+        created = await enqueue(request, admission)
+        seed(listener, admission.keys, [Snapshot(1, status) for status in created])
+        yield listener
+
+
 async def create(request: web.Request) -> web.StreamResponse:
     params = await read_params(request, json_fields=frozenset({"tasks"}))
     block = params.boolean("block")
     admission = admit(request, params)
     if not block:
         return json_bytes(json_list(await enqueue(request, admission)))
-    # Subscribe before the tasks exist, so not even the first change can be missed.
-    async with request.app[HUB].watch(admission.keys) as listener:
-        seed(listener, admission.keys, [Snapshot(1, s) for s in await enqueue(request, admission)])
+    async with enqueue_watched(request, admission) as listener:
         await wait_all(listener, request.app[SETTINGS].server.max_block_seconds)
         return json_bytes(current(listener, admission.keys))
 
@@ -57,6 +67,5 @@ async def create(request: web.Request) -> web.StreamResponse:
 async def create_stream(request: web.Request) -> web.StreamResponse:
     params = await read_params(request, json_fields=frozenset({"tasks"}))
     admission = admit(request, params)
-    async with request.app[HUB].watch(admission.keys) as listener:
-        seed(listener, admission.keys, [Snapshot(1, s) for s in await enqueue(request, admission)])
+    async with enqueue_watched(request, admission) as listener:
         return await stream(request, listener, admission.keys)
