@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskd.settings import RedisSettings, SettingsError
+
+# What "Redis cannot be reached right now" looks like: retry or answer 503, never crash.
+# Raw socket errors count too where we hold a connection ourselves (hub, worker loops).
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
+REDIS_UNAVAILABLE = (*REDIS_ERRORS, OSError)
 
 
 class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from taskd.connections import REDIS_UNAVAILABLE
 from taskd.records import Snapshot, channel, is_terminal
 
 log = logging.getLogger(__name__)
@@ -108,7 +107,7 @@ class EventHub:
         try:
             await self._conn.connect()
             self._connected = True
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except REDIS_UNAVAILABLE as exc:
             log.warning("event hub: redis unavailable (%s); retrying", exc)
         self._reader = asyncio.create_task(self._read_forever(), name="taskd-event-hub")
 
@@ -167,7 +166,7 @@ class EventHub:
             self._inflight[name] = self._inflight.get(name, 0) + 1
         try:
             await self._conn.send_command(command, *names, check_health=False)
-        except (RedisConnectionError, RedisTimeoutError, OSError):
+        except REDIS_UNAVAILABLE:
             log.warning("event hub: sending %s failed; reconnecting", command.decode())
 
     async def _read_forever(self) -> None:
@@ -177,7 +176,7 @@ class EventHub:
         while True:
             try:
                 reply = await self._conn.read_response(disconnect_on_error=False, push_request=True)
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except REDIS_UNAVAILABLE as exc:
                 log.warning("event hub: connection lost (%s); reconnecting", exc)
                 await self._reconnect()
                 continue
@@ -212,7 +211,7 @@ class EventHub:
             await self._conn.disconnect()
             try:
                 await self._conn.connect()  # type: ignore[no-untyped-call]
-            except (RedisConnectionError, RedisTimeoutError, OSError):
+            except REDIS_UNAVAILABLE:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
@@ -242,7 +241,7 @@ class EventHub:
         keys = [name[len(PREFIX) :].decode() for name in names]
         try:
             snapshots = await self.resync(keys)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except REDIS_UNAVAILABLE as exc:
             log.warning("event hub: catching up failed (%s)", exc)
             return
         for key, snapshot in zip(keys, snapshots, strict=True):

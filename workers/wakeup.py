@@ -12,9 +12,8 @@ import orjson
 from arq.constants import abort_jobs_ss, in_progress_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Worker
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from taskd.connections import REDIS_UNAVAILABLE
 from taskd.queue import WAKE_CHANNEL
 from taskd.records import Records
 
@@ -70,7 +69,7 @@ class WakeupWorker(Worker):
                 self.wake.clear()
                 try:
                     await self._poll_iteration()
-                except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                except REDIS_UNAVAILABLE as exc:
                     # Redis restarting or failing over: keep trying, don't die.
                     log.warning("worker: redis unavailable (%s); retrying", exc)
                     await asyncio.sleep(REDIS_RETRY_SECONDS)
@@ -98,7 +97,7 @@ class WakeupWorker(Worker):
                 async for message in pubsub.listen():
                     if message["type"] == "message":
                         self.wake.set()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except REDIS_UNAVAILABLE as exc:
                 log.warning("wake-up channel lost (%s); polling until it is back", exc)
                 await asyncio.sleep(1)
             finally:
@@ -146,7 +145,7 @@ class WakeupWorker(Worker):
         if not self._pool:
             return
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
-        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+        with contextlib.suppress(*REDIS_UNAVAILABLE):
             await self.pool.delete(self.health_check_key)
         await self.pool.aclose(close_connection_pool=True)
         self._pool = None

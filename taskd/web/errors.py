@@ -6,9 +6,8 @@ import logging
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from taskd.connections import REDIS_ERRORS
 from taskd.errors import InvalidRequest, LimitReached, RequestError, UnknownKeys
 from taskd.web.responses import json_value
 from taskd.web.state import SETTINGS
@@ -53,7 +52,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return http_answer(request, exc)
     except (ConnectionResetError, TimeoutError):
         raise
-    except (RedisConnectionError, RedisTimeoutError) as exc:
+    except REDIS_ERRORS as exc:
         log.error("redis unavailable on %s %s: %s", request.method, request.path, exc)
         return json_value(
             {"status": "error", "message": "service unavailable: the task store cannot be reached"},
