@@ -2,6 +2,8 @@
 
 TaskdError
 ├── SettingsError           (taskd.settings) the configuration cannot be used
+├── TaskFailed              a task ends in `error` with exactly this message
+│   └── FetchError          (taskd.fetch) a URL refused by the guard, or its fetch failed
 └── RequestError            a client's request cannot be served
     ├── InvalidRequest      400, one entry per problem
     ├── Unauthorized        401, bad credentials
@@ -21,6 +23,10 @@ Location = Literal["body", "querystring", "header", "path"]
 
 class TaskdError(Exception):
     """Root of every error taskd raises on purpose."""
+
+
+class TaskFailed(TaskdError):
+    """Raise from a task to end it in `error` with exactly this message."""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import orjson
 from arq.constants import (
@@ -13,6 +13,9 @@ from arq.constants import (
     job_key_prefix,
 )
 from arq.jobs import serialize_job
+
+if TYPE_CHECKING:
+    from taskd.records import NewTask
 
 QUEUE = default_queue_name
 ABORTS = abort_jobs_ss
@@ -30,8 +33,7 @@ def in_progress_key(key: str) -> str:
     return in_progress_key_prefix + key
 
 
-def job_payload(key: str, account: str, name: str, params: dict[str, Any], now_ms: int) -> bytes:
+def job_payload(key: str, account: str, task: NewTask, now_ms: int) -> bytes:
     """arq's job encoding with JSON for pickle: nothing read from Redis is ever unpickled."""
-    return serialize_job(
-        JOB_FUNCTION, (key, account, name, params), {}, None, now_ms, serializer=orjson.dumps
-    )
+    args = (key, account, task.name, task.params, task.callbacks)
+    return serialize_job(JOB_FUNCTION, args, {}, None, now_ms, serializer=orjson.dumps)

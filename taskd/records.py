@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -16,6 +17,7 @@ from redis.asyncio import Redis
 
 from taskd import queue
 from taskd.errors import LimitReached
+from taskd.storage import EXPIRING
 
 TERMINAL = frozenset({"success", "error"})
 
@@ -45,6 +47,12 @@ def rate_key(account: str) -> str:
     return f"taskd:rate:{account}"
 
 
+def cache_key(account: str, definition: dict[str, Any]) -> str:
+    """Identical definitions (same parameters, any order) of one account share an entry."""
+    canonical = orjson.dumps(definition, option=orjson.OPT_SORT_KEYS)
+    return f"taskd:cache:{account}:{hashlib.sha256(canonical).hexdigest()}"
+
+
 def status_of(json: bytes) -> str:
     """The `status` of a status object composed by status.lua (it always comes first)."""
     return json[11 : json.index(b'"', 11)].decode()
@@ -64,6 +72,15 @@ class NewTask:
     name: str
     definition: dict[str, Any]
     params: dict[str, Any]
+    callbacks: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """Where identical requests find their task, and how long a success is reused."""
+
+    redis_key: str
+    ttl: int
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,26 @@ class Records:
         self, account: str, limits: Limits, tasks: Sequence[NewTask], keys: Sequence[str]
     ) -> list[bytes]:
         """Store and enqueue all tasks in one round trip; raise LimitReached if over a limit."""
+        reply = await self._run_create(account, limits, tasks, keys, None)
+        return list(reply[1:])
+
+    async def create_cached(
+        self, account: str, limits: Limits, task: NewTask, key: str, cache: CacheEntry
+    ) -> tuple[str, Snapshot]:
+        """Join the task `cache` names if it is pending or succeeded, else create `key`."""
+        reply = await self._run_create(account, limits, [task], [key], cache)
+        if reply[0] == 2:
+            return reply[1].decode(), Snapshot(int(reply[2]), reply[3])
+        return key, Snapshot(1, reply[1])
+
+    async def _run_create(
+        self,
+        account: str,
+        limits: Limits,
+        tasks: Sequence[NewTask],
+        keys: Sequence[str],
+        cache: CacheEntry | None,
+    ) -> list[Any]:
         now_ms = int(time.time() * 1000)
         redis_keys = [rate_key(account), pending_key(account), queue.QUEUE]
         args: list[Any] = [
@@ -105,6 +142,7 @@ class Records:
             now_iso(),
             account,
             queue.JOB_TTL_MS,
+            cache.ttl if cache else 0,
         ]
         for key, new in zip(keys, tasks, strict=True):
             redis_keys += [record_key(key), queue.job_key(key)]
@@ -112,14 +150,16 @@ class Records:
                 key,
                 new.name,
                 orjson.dumps(new.definition),
-                queue.job_payload(key, account, new.name, new.params, now_ms),
+                queue.job_payload(key, account, new, now_ms),
             ]
-        reply = await self._create(keys=redis_keys, args=args)
+        if cache:
+            redis_keys.append(cache.redis_key)
+        reply: list[Any] = await self._create(keys=redis_keys, args=args)
         if reply[0] == 0:
             limit, retry = reply[1].decode(), int(reply[2])
             value = limits.rate_per_minute if limit == "rate_per_minute" else limits.max_pending
             raise LimitReached(limit, value, retry if retry > 0 else None)
-        return list(reply[1:])
+        return reply
 
     async def start(self, key: str) -> bool:
         return bool(await self._start(keys=[record_key(key)], args=[key, now_iso()]))
@@ -128,18 +168,19 @@ class Records:
         await self._progress(keys=[record_key(key)], args=[key, orjson.dumps(value)])
 
     async def finish(
-        self, key: str, account: str, status: str, result: bytes, files: list[str] | None = None
+        self, key: str, account: str, status: str, result: bytes, files: Sequence[str] = ()
     ) -> bool:
         """Record the outcome (`result` is JSON); False if the task had already ended."""
         done = await self._finish(
-            keys=[record_key(key), pending_key(account)],
+            keys=[record_key(key), pending_key(account), EXPIRING],
             args=[
                 key,
                 status,
                 now_iso(),
                 result,
-                orjson.dumps(files) if files else b"",
+                orjson.dumps(list(files)) if files else b"",
                 self.result_ttl,
+                int(time.time() * 1000),
             ],
         )
         return bool(done)

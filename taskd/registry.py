@@ -22,6 +22,12 @@ class Params(BaseModel):
 
 
 P = TypeVar("P", bound=Params)
+# Accepted by every task: where its final status is POSTed on success, resp. on error.
+CALLBACKS = ("url_callback", "url_errback")
+CALLBACK_SCHEMA = {
+    name: {"type": "string", "format": "uri", "description": f"POST the final status here on {on}"}
+    for name, on in zip(CALLBACKS, ("success", "error"), strict=True)
+}
 TaskFunction = Callable[[TaskContext, P], Awaitable[Any]]
 
 
@@ -36,12 +42,23 @@ class TaskSpec(Generic[P]):
     files: list[str] | None = None
 
     def catalog_entry(self) -> dict[str, Any]:
+        schema = self.params.model_json_schema()
+        schema["properties"] = {**schema.get("properties", {}), **CALLBACK_SCHEMA}
         return {
             "name": self.name,
             "description": self.description,
-            "parameters": self.params.model_json_schema(),
+            "parameters": schema,
             "files": self.files,
         }
+
+    def json_parameters(self) -> frozenset[str]:
+        """Parameters that take objects or lists: JSON text when they come in a query."""
+        properties = self.params.model_json_schema().get("properties", {})
+        return frozenset(
+            name
+            for name, schema in properties.items()
+            if {"object", "array"} & set(json_types(schema))
+        )
 
 
 def task(
@@ -54,6 +71,15 @@ def task(
         return TaskSpec(name, params, fn, doc[0] if doc else "", files)
 
     return wrap
+
+
+def json_types(schema: dict[str, Any]) -> Iterator[str]:
+    if "type" in schema:
+        yield schema["type"]
+    for option in schema.get("anyOf", []):
+        yield from json_types(option)
+    if "$ref" in schema or "additionalProperties" in schema:
+        yield "object"
 
 
 class RegistryError(TaskdError):

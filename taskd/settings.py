@@ -99,10 +99,21 @@ class StorageSettings(Section):
     url_ttl: Annotated[int, Field(ge=1)] = 3600
     cache_ttl: Annotated[int, Field(ge=0)] = 3600
 
+    @model_validator(mode="after")
+    def check_bucket(self) -> StorageSettings:
+        if self.backend == "s3" and not self.bucket:
+            raise ValueError("the s3 backend needs a bucket")
+        return self
+
 
 class FetchSettings(Section):
+    # Host names, IP addresses or CIDR networks that may be fetched although not public.
     allow_hosts: list[str] = []
     max_bytes: Annotated[int, Field(gt=0)] = 50 * 1024 * 1024
+    connect_timeout: Annotated[float, Field(gt=0)] = 10
+    read_timeout: Annotated[float, Field(gt=0)] = 30
+    # Decompression bombs: images with more pixels than this are refused before decoding.
+    max_pixels: Annotated[int, Field(gt=0)] = 100_000_000
 
 
 class AccountSettings(Section):

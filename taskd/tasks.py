@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 from taskd.context import TaskContext
-from taskd.errors import TaskdError
+from taskd.errors import TaskFailed
 from taskd.registry import Params, task
-
-
-class TaskFailed(TaskdError):
-    """Raise from a task to end it in `error` with exactly this message."""
-
 
 __all__ = ["Params", "TaskContext", "TaskFailed", "task"]

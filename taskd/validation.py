@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from taskd.errors import InvalidRequest, Location, Problem
 from taskd.records import NewTask
-from taskd.registry import Registry
+from taskd.registry import CALLBACKS, Registry
 
 
 def validate_definitions(
@@ -43,32 +43,43 @@ def validate_definitions(
 def validate_definition(
     registry: Registry, definition: Any, path: str, location: Location
 ) -> NewTask:
+    """One definition at `path` ("" for the top level of a GET form's query)."""
+
+    def at(*names: str) -> str:
+        return ".".join(n for n in (path, *names) if n)
+
     if not isinstance(definition, Mapping):
         raise InvalidRequest([Problem(path, location, f"{path} must be an object")])
     task_name = definition.get("task_name")
     if task_name is None:
-        raise InvalidRequest([Problem(f"{path}.task_name", location, "task_name is missing")])
+        raise InvalidRequest([Problem(at("task_name"), location, "task_name is missing")])
     if not isinstance(task_name, str) or task_name not in registry:
         raise InvalidRequest(
-            [Problem(f"{path}.task_name", location, f"unknown task name: {task_name!r}")]
+            [Problem(at("task_name"), location, f"unknown task name: {task_name!r}")]
         )
     spec = registry[task_name]
-    raw = {k: v for k, v in definition.items() if k != "task_name"}
+    raw = {k: v for k, v in definition.items() if k != "task_name" and k not in CALLBACKS}
+    problems: list[Problem] = []
+    callbacks: dict[str, str] = {}
+    for name in CALLBACKS:
+        url = definition.get(name)
+        if url is None:
+            continue
+        if isinstance(url, str) and url.startswith(("http://", "https://")):
+            callbacks[name] = url
+        else:
+            problems.append(Problem(at(name), location, f"{name} must be an http(s) URL"))
     try:
         params = spec.params.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidRequest(
-            [
-                Problem(
-                    ".".join([path, *(str(p) for p in err["loc"])]),
-                    location,
-                    describe(err),
-                )
-                for err in exc.errors()
-            ]
-        ) from None
+        problems += [
+            Problem(at(*(str(p) for p in err["loc"])), location, describe(err))
+            for err in exc.errors()
+        ]
+    if problems:
+        raise InvalidRequest(problems)
     dumped = params.model_dump(mode="json")
-    return NewTask(task_name, {"task_name": task_name, **dumped}, dumped)
+    return NewTask(task_name, {"task_name": task_name, **dumped, **callbacks}, dumped, callbacks)
 
 
 def describe(err: Mapping[str, Any]) -> str:

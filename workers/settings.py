@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -15,7 +16,8 @@ from taskd.queue import JOB_FUNCTION, QUEUE
 from taskd.records import Records
 from taskd.registry import Registry, load_registry
 from taskd.settings import Settings
-from workers.boundary import BOUNDARY, Boundary, run_task
+from workers.boundary import BOUNDARY, SERVICES, Boundary, run_task
+from workers.services import open_services
 from workers.wakeup import WakeupWorker
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,17 @@ class WorkerSettings:
 
     def worker_kwargs(self, pool: ArqRedis, records: Records) -> dict[str, Any]:
         worker = self.settings.worker
+        stack = contextlib.AsyncExitStack()
+
+        async def on_startup(ctx: dict[str, Any]) -> None:
+            ctx[SERVICES] = await stack.enter_async_context(open_services(self.settings, pool))
+
+        async def on_shutdown(ctx: dict[str, Any]) -> None:
+            await stack.aclose()
+
         return {
+            "on_startup": on_startup,
+            "on_shutdown": on_shutdown,
             # The boundary enforces job_timeout itself; arq's own limit is only a backstop.
             "functions": [func(run_task, name=JOB_FUNCTION, timeout=worker.job_timeout + 5)],
             "queue_name": QUEUE,

@@ -147,6 +147,8 @@ class WakeupWorker(Worker):
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         with contextlib.suppress(*REDIS_UNAVAILABLE):
             await self.pool.delete(self.health_check_key)
+        if self.on_shutdown:
+            await self.on_shutdown(self.ctx)
         await self.pool.aclose(close_connection_pool=True)
         self._pool = None
 

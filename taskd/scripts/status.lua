@@ -43,6 +43,15 @@ local function settle(rk, pending_key, key, r, status, completed, result, ttl)
   r.status, r.completed, r.result = status, completed, result
   local json = commit(rk, key, r, {'status', status, 'completed', completed, 'result', result})
   redis.call('EXPIRE', rk, ttl)
+  local cache = redis.call('HMGET', rk, 'cache', 'cache_ttl')
+  if cache[1] then
+    -- The result cache serves a success for cache_ttl from now; a failure is not reused.
+    if status == 'success' then
+      redis.call('EXPIRE', cache[1], math.min(tonumber(cache[2]), tonumber(ttl)))
+    elseif redis.call('GET', cache[1]) == key then
+      redis.call('DEL', cache[1])
+    end
+  end
   if redis.call('DECR', pending_key) <= 0 then redis.call('DEL', pending_key) end
   return json
 end

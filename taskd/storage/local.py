@@ -1,0 +1,74 @@
+"""Local storage: files under `storage.path`, served by taskd at signed `/v1/files/` URLs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from taskd.signing import EXPIRES, sign_url
+
+# Shared by every front end through Redis, so any of them can check a URL another one signed.
+URL_KEY = "taskd:files:url-key"
+
+
+class LocalStorage:
+    def __init__(self, root: Path, url_ttl: int, redis: Redis) -> None:
+        self.root = root
+        self.url_ttl = url_ttl
+        self.redis = redis
+        self._url_key: bytes | None = None
+
+    def path(self, key: str, name: str) -> Path:
+        return self.root / key / name
+
+    def content_type_path(self, key: str, name: str) -> Path:
+        # Names never start with ".", so the sidecar cannot collide with a file.
+        return self.root / key / f".{name}.content-type"
+
+    async def put(self, key: str, name: str, data: bytes | Path, content_type: str) -> None:
+        await asyncio.to_thread(self._put, key, name, data, content_type)
+
+    def _put(self, key: str, name: str, data: bytes | Path, content_type: str) -> None:
+        directory = self.root / key
+        directory.mkdir(parents=True, exist_ok=True)
+        # Written aside and renamed into place: a reader never sees half a file.
+        for target, body in (
+            (self.content_type_path(key, name), content_type.encode()),
+            (self.path(key, name), data),
+        ):
+            fd, temp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as out:
+                if isinstance(body, Path):
+                    with body.open("rb") as source:
+                        shutil.copyfileobj(source, out)
+                else:
+                    out.write(body)
+            os.replace(temp, target)
+
+    async def url(self, key: str, name: str, base: str) -> str:
+        expires = str(int(time.time()) + self.url_ttl)
+        return sign_url(f"{base}/v1/files/{key}/{name}", await self.url_key(), [(EXPIRES, expires)])
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(shutil.rmtree, self.root / key, True)
+
+    def content_type(self, key: str, name: str) -> str | None:
+        try:
+            return self.content_type_path(key, name).read_text()
+        except OSError:
+            return None
+
+    async def url_key(self) -> bytes:
+        """The key of file URLs: made once, by whichever process asks first."""
+        if self._url_key is None:
+            await self.redis.set(URL_KEY, secrets.token_bytes(32), nx=True)
+            self._url_key = await self.redis.get(URL_KEY)
+            assert self._url_key is not None
+        return self._url_key

@@ -1,0 +1,86 @@
+"""S3 storage through aiobotocore: files uploaded with their type, fetched by presigned GET."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import ClientError
+
+from taskd.settings import StorageSettings
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+
+
+class S3Storage:
+    def __init__(self, client: S3Client, bucket: str, url_ttl: int) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.url_ttl = url_ttl
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, settings: StorageSettings) -> AsyncIterator[S3Storage]:
+        # SigV4 always (presigned URLs would be SigV2 otherwise); path-style for custom endpoints.
+        config = AioConfig(
+            signature_version="s3v4",
+            s3={"addressing_style": "path" if settings.endpoint_url else "auto"},
+            retries={"max_attempts": 3, "mode": "standard"},
+        )
+        secret = settings.secret_access_key.get_secret_value()
+        async with get_session().create_client(
+            "s3",
+            endpoint_url=settings.endpoint_url or None,
+            region_name=settings.region or None,
+            aws_access_key_id=settings.access_key_id or None,
+            aws_secret_access_key=secret or None,
+            config=config,
+        ) as client:
+            storage = cls(client, settings.bucket, settings.url_ttl)
+            await storage.ensure_bucket(settings.region)
+            yield storage
+
+    async def ensure_bucket(self, region: str) -> None:
+        try:
+            await self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+                raise
+            if region and region != "us-east-1":
+                await self.client.create_bucket(
+                    Bucket=self.bucket,
+                    CreateBucketConfiguration={"LocationConstraint": region},  # type: ignore[typeddict-item]
+                )
+            else:
+                await self.client.create_bucket(Bucket=self.bucket)
+
+    async def put(self, key: str, name: str, data: bytes | Path, content_type: str) -> None:
+        object_key = f"{key}/{name}"
+        if isinstance(data, bytes):
+            await self.client.put_object(
+                Bucket=self.bucket, Key=object_key, Body=data, ContentType=content_type
+            )
+            return
+        with data.open("rb") as body:  # streamed, never read whole into memory
+            await self.client.put_object(
+                Bucket=self.bucket, Key=object_key, Body=body, ContentType=content_type
+            )
+
+    async def url(self, key: str, name: str, base: str) -> str:
+        return await self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": f"{key}/{name}"},
+            ExpiresIn=self.url_ttl,
+        )
+
+    async def delete(self, key: str) -> None:
+        paginator = self.client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{key}/"):
+            objects = [{"Key": o["Key"]} for o in page.get("Contents", []) if "Key" in o]
+            if objects:
+                await self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects})  # type: ignore[typeddict-item]
