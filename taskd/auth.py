@@ -10,6 +10,9 @@ from taskd.errors import Unauthorized
 from taskd.origins import Origin, OriginPattern
 from taskd.records import Limits
 from taskd.settings import AccountSettings
+from taskd.signing import SIG, expired, signature_matches
+
+UNKNOWN_ACCOUNT_KEY = hashlib.sha256(b"no such account").digest()
 
 
 def digest(credential: str) -> bytes:
@@ -30,12 +33,25 @@ class Account:
 
 
 @dataclass(frozen=True)
+class SignedQuery:
+    """A GET whose query carries `account`, maybe `expires`, and `sig` over the rest."""
+
+    path: str
+    pairs: list[tuple[str, str]]
+
+    def value(self, name: str) -> str | None:
+        values = [v for k, v in self.pairs if k == name]
+        return values[0] if len(values) == 1 else None
+
+
+@dataclass(frozen=True)
 class Credentials:
-    """What a request presented: a secret, or an API key with the request's origin."""
+    """What a request presented: a secret, an API key with the request's origin, a signature."""
 
     secret: str | None = None
     api_key: str | None = None
     origin: Origin | None = None
+    signed: SignedQuery | None = None
 
 
 class Accounts:
@@ -43,6 +59,7 @@ class Accounts:
         self.by_secret: dict[bytes, Account] = {}
         self.by_api_key: dict[bytes, Account] = {}
         self.accounts: list[Account] = []
+        self.by_name: dict[str, Account] = {}
         for name, conf in settings.items():
             account = Account(
                 name=name,
@@ -54,6 +71,7 @@ class Accounts:
                 ),
             )
             self.accounts.append(account)
+            self.by_name[name] = account
             self.by_secret[digest(conf.secret.get_secret_value())] = account
             for key in conf.api_keys:
                 self.by_api_key[digest(key.get_secret_value())] = account
@@ -74,7 +92,27 @@ class Accounts:
             if not account.allows(credentials.origin):
                 raise Unauthorized(f"referrer not allowed: {credentials.origin.serialize()}")
             return account
-        raise Unauthorized("missing credentials: give a secret or an API key")
+        if credentials.signed is not None:
+            return self.verify(credentials.signed)
+        raise Unauthorized("missing credentials: give a secret, an API key or a signature")
+
+    def verify(self, signed: SignedQuery) -> Account:
+        """A signed URL's account, if the signature is one of its keys' and has not expired."""
+        name, sig = signed.value("account"), signed.value(SIG)
+        if name is None or sig is None:
+            raise Unauthorized("a signed URL needs exactly one account and one sig parameter")
+        has_expired = expired(signed.pairs)
+        if has_expired is None:
+            raise Unauthorized("expires must be a unix time in seconds")
+        account = self.by_name.get(name)
+        keys = account.signing_keys if account else (UNKNOWN_ACCOUNT_KEY,)
+        # Checked even for an unknown account, so timing does not tell which names exist.
+        matches = signature_matches(keys, signed.path, signed.pairs, sig)
+        if account is None or not matches:
+            raise Unauthorized("invalid signature")
+        if has_expired:
+            raise Unauthorized("signed URL expired")
+        return account
 
     def origin_allowed(self, origin: Origin) -> bool:
         """Whether any account whitelists `origin` (CORS for the creating endpoints)."""

@@ -48,7 +48,7 @@ async def test_accepted_credentials(idle_api: Client, body: dict[str, Any], kwar
 @pytest.mark.parametrize(
     ("body", "headers", "message"),
     [
-        ({}, {}, "missing credentials: give a secret or an API key"),
+        ({}, {}, "missing credentials: give a secret, an API key or a signature"),
         ({"secret": "wrong"}, {}, "invalid secret"),
         ({}, {"Authorization": "Secret wrong"}, "invalid secret"),
         ({"api_key": "wrong"}, {"Origin": "https://example.com"}, "invalid API key"),

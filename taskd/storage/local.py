@@ -26,7 +26,9 @@ class LocalStorage:
         self._url_key: bytes | None = None
 
     def path(self, key: str, name: str) -> Path:
-        return self.root / key / name
+        # A fixed suffix: no stored file is ever the ".gz"/".br" sibling of another, which a
+        # file server might pick as a pre-compressed variant.
+        return self.root / key / f"{name}.file"
 
     def content_type_path(self, key: str, name: str) -> Path:
         # Names never start with ".", so the sidecar cannot collide with a file.

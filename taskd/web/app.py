@@ -8,7 +8,7 @@ from aiohttp import web
 from taskd.auth import Accounts
 from taskd.registry import Registry, load_registry
 from taskd.settings import Settings
-from taskd.web import cancel, catalog, create, status
+from taskd.web import cancel, catalog, create, files, local_files, status
 from taskd.web.cors import add_cors_headers, preflight
 from taskd.web.errors import error_middleware
 from taskd.web.state import ACCOUNTS, CATALOG, REGISTRY, SETTINGS, redis_context
@@ -33,9 +33,16 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
         ("*", "/v1/stream", status.status_stream),
         ("GET", "/v1/tasks", catalog.catalog),
         ("POST", "/v1/cancel", cancel.cancel),
+        ("*", "/v1/create_file", files.create_file),
+        ("*", "/v1/create_file/{filename}", files.create_file),
+        ("GET", "/v1/file", files.file),
+        ("GET", "/v1/file/{filename}", files.file),
+        ("GET", "/v1/files/{key}/{name}", local_files.serve),
     ]
     for method, path, handler in routes:
-        if method == "*":
+        if method == "GET":
+            app.router.add_get(path, handler, allow_head=path.startswith("/v1/files/"))
+        elif method == "*":
             app.router.add_get(path, handler, allow_head=False)
             app.router.add_post(path, handler)
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -26,12 +27,22 @@ class Admission:
     keys: list[str]
 
 
-def admit(request: web.Request, params: Params, name: str = "tasks") -> Admission:
-    """Credentials (401), then every definition (400), then the per-request limit (401)."""
+def admit(
+    request: web.Request,
+    params: Params,
+    name: str = "tasks",
+    form: dict[str, Any] | None = None,
+) -> Admission:
+    """Credentials (401), then every definition (400), then the per-request limit (401).
+
+    The definitions are the parameter `name`, or for a GET form the query's own `form`.
+    """
     account = request.app[ACCOUNTS].authenticate(credentials(request, params))
-    tasks = validate_definitions(
-        request.app[REGISTRY], params.get(name), name, params.location(name)
-    )
+    if form is None:
+        definitions, location = params.get(name), params.location(name)
+    else:
+        definitions, name, location = form, "", "querystring"
+    tasks = validate_definitions(request.app[REGISTRY], definitions, name, location)
     if len(tasks) > account.max_tasks_per_request:
         raise LimitReached("max_tasks_per_request", account.max_tasks_per_request, None)
     return Admission(account, tasks, [new_key() for _ in tasks])

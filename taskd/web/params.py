@@ -9,9 +9,10 @@ import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from taskd.auth import Credentials
+from taskd.auth import Credentials, SignedQuery
 from taskd.errors import InvalidRequest, Location, Problem
 from taskd.origins import request_origin
+from taskd.signing import SIG
 
 TRUE = frozenset({"true", "1", "yes"})
 FALSE = frozenset({"false", "0", "no"})
@@ -104,7 +105,11 @@ def credentials(request: web.Request, params: Params) -> Credentials:
     if api_key is None and scheme.lower() == "api-key":
         api_key = value.strip()
     origin = request_origin(request.headers.get("Origin"), request.headers.get("Referer"))
-    return Credentials(secret=secret, api_key=api_key, origin=origin)
+    signed = None
+    if request.method == "GET" and SIG in request.query:
+        # Only a query can be signed: a body would not be covered.
+        signed = SignedQuery(request.raw_path.split("?", 1)[0], list(request.query.items()))
+    return Credentials(secret=secret, api_key=api_key, origin=origin, signed=signed)
 
 
 def task_keys(params: Params, name: str = "tasks") -> list[str]:

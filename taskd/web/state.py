@@ -12,6 +12,7 @@ from taskd.events import EventHub
 from taskd.records import Records
 from taskd.registry import Registry
 from taskd.settings import Settings
+from taskd.storage import Storage, open_storage
 
 SETTINGS = web.AppKey("settings", Settings)
 ACCOUNTS = web.AppKey("accounts", Accounts)
@@ -19,6 +20,7 @@ REGISTRY = web.AppKey("registry", Registry)
 CATALOG = web.AppKey("catalog", bytes)
 RECORDS = web.AppKey("records", Records)
 HUB = web.AppKey("hub", EventHub)
+STORAGE = web.AppKey("storage", Storage)
 
 
 async def redis_context(app: web.Application) -> AsyncIterator[None]:
@@ -29,7 +31,9 @@ async def redis_context(app: web.Application) -> AsyncIterator[None]:
     await hub.start()
     app[RECORDS], app[HUB] = records, hub
     try:
-        yield
+        async with open_storage(settings.storage, redis) as storage:
+            app[STORAGE] = storage
+            yield
     finally:
         await hub.close()
         await redis.aclose(close_connection_pool=True)

@@ -1,0 +1,117 @@
+"""create_file and file: wait for a task, then redirect to its output file (302)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from taskd.errors import InvalidRequest, NotFound, Problem, UnknownKeys
+from taskd.records import CacheEntry, Snapshot, cache_key, is_terminal
+from taskd.web.create import admit, enqueue_watched
+from taskd.web.params import Params, parse_query_json, read_params
+from taskd.web.responses import json_bytes
+from taskd.web.state import HUB, RECORDS, REGISTRY, SETTINGS, STORAGE
+from taskd.web.waiting import wait_all
+
+# Query parameters of a GET create_file that are credentials, not task parameters.
+CREDENTIALS = frozenset({"secret", "api_key", "account", "expires", "sig"})
+
+
+async def create_file(request: web.Request) -> web.StreamResponse:
+    """POST {"task": DEF}, or GET ?task_name=…&param=… for `<img src>` (cached)."""
+    if request.method == "POST":
+        params = await read_params(request, json_fields=frozenset({"task"}))
+        if not isinstance(params.get("task"), dict) and params.get("task") is not None:
+            location = params.location("task")
+            raise InvalidRequest([Problem("task", location, "task must be one task definition")])
+        admission = admit(request, params, "task")
+        async with enqueue_watched(request, admission) as listener:
+            await wait_all(listener, request.app[SETTINGS].server.max_block_seconds)
+            return await answer(request, listener.seen[admission.keys[0]])
+    params = await read_params(request)
+    admission = admit(request, params, form=query_definition(request, params))
+    ttl = request.app[SETTINGS].storage.cache_ttl
+    if ttl == 0:
+        async with enqueue_watched(request, admission) as listener:
+            await wait_all(listener, request.app[SETTINGS].server.max_block_seconds)
+            return await answer(request, listener.seen[admission.keys[0]])
+    # Identical definitions of one account share a task: a finished one is answered at once,
+    # a running one is joined.
+    task = admission.tasks[0]
+    key, snapshot = await request.app[RECORDS].create_cached(
+        admission.account.name,
+        admission.account.limits,
+        task,
+        admission.keys[0],
+        CacheEntry(cache_key(admission.account.name, task.definition), ttl),
+    )
+    if is_terminal(snapshot.json):
+        return await answer(request, snapshot)
+    return await answer(request, await wait_for(request, key))
+
+
+async def file(request: web.Request) -> web.StreamResponse:
+    """GET ?task=K: wait for the task, then redirect to its file."""
+    params = await read_params(request)
+    key = params.string("task")
+    if not key:
+        raise InvalidRequest(
+            [Problem("task", params.location("task", "querystring"), "task is missing")]
+        )
+    return await answer(request, await wait_for(request, key, params))
+
+
+async def wait_for(request: web.Request, key: str, params: Params | None = None) -> Snapshot:
+    """The task's status once terminal, or when max_block_seconds have passed."""
+    async with request.app[HUB].watch([key]) as listener:
+        snapshot = (await request.app[RECORDS].read([key]))[0]
+        if snapshot is None:
+            location = params.location("task", "querystring") if params else "querystring"
+            raise UnknownKeys("task", location, [key])
+        listener.seed(key, snapshot)
+        await wait_all(listener, request.app[SETTINGS].server.max_block_seconds)
+        return listener.seen[key]
+
+
+def query_definition(request: web.Request, params: Params) -> dict[str, Any]:
+    """A GET form's definition: every query parameter but the credentials."""
+    form = {k: v for k, v in params.values.items() if k not in CREDENTIALS}
+    name = form.get("task_name")
+    if isinstance(name, str) and name in request.app[REGISTRY]:
+        for field in request.app[REGISTRY][name].json_parameters() & form.keys():
+            if isinstance(form[field], str):
+                form[field] = parse_query_json(field, form[field])
+    return form
+
+
+async def answer(request: web.Request, snapshot: Snapshot) -> web.StreamResponse:
+    """302 to the file; 504 still running, 400 failed, 404 no such file (with the status)."""
+    status = orjson.loads(snapshot.json)
+    if not is_terminal(snapshot.json):
+        return json_bytes(snapshot.json, 504)
+    if status["status"] == "error":
+        return json_bytes(snapshot.json, 400)
+    name = choose(status, request.match_info.get("filename"))
+    base = (
+        request.app[SETTINGS].server.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
+    )
+    location = await request.app[STORAGE].url(status["key"], name, base)
+    ttl = request.app[SETTINGS].storage.url_ttl
+    # The target stays valid url_ttl seconds: a browser may keep the redirect half of that.
+    raise web.HTTPFound(location, headers={"Cache-Control": f"private, max-age={ttl // 2}"})
+
+
+def choose(status: dict[str, Any], filename: str | None) -> str:
+    files: list[str] = status.get("files") or []
+    if not files:
+        raise NotFound(f"task {status['key']} produced no files")
+    if len(files) == 1:
+        return files[0]
+    if filename in files:
+        return filename
+    choices = ", ".join(f"'{f}'" for f in files)
+    if filename is None:
+        raise NotFound(f"task {status['key']} produced several files, choose one of: {choices}")
+    raise NotFound(f"'{filename}' is not a valid filename, choose one of: {choices}")

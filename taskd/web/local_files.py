@@ -1,0 +1,36 @@
+"""GET /v1/files/{key}/{name}: files of the local backend, at URLs signed for url_ttl."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from taskd.errors import Forbidden, NotFound
+from taskd.signing import SIG, expired, signature_matches
+from taskd.storage import FILE_NAME
+from taskd.storage.local import LocalStorage
+from taskd.web.state import STORAGE
+
+
+async def serve(request: web.Request) -> web.StreamResponse:
+    storage = request.app[STORAGE]
+    key, name = request.match_info["key"], request.match_info["name"]
+    if not isinstance(storage, LocalStorage) or not FILE_NAME.fullmatch(name) or "." in key:
+        raise NotFound(f"not found: {request.path}")
+    pairs = list(request.query.items())
+    path = request.raw_path.split("?", 1)[0]
+    good = signature_matches([await storage.url_key()], path, pairs, request.query.get(SIG, ""))
+    if not good or expired(pairs) is not False:
+        raise Forbidden("invalid or expired file URL: ask /v1/file?task=KEY for a new one")
+    content_type = storage.content_type(key, name)
+    file = storage.path(key, name)
+    if content_type is None or not file.is_file():
+        raise NotFound(f"no such file: {name} of task {key}")
+    # The bytes at this URL never change; the URL itself expires.
+    remaining = max(0, int(request.query["expires"]) - int(time.time()))
+    headers = {
+        "Content-Type": content_type,
+        "Cache-Control": f"private, max-age={remaining}, immutable",
+    }
+    return web.FileResponse(file, headers=headers)
