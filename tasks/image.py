@@ -18,7 +18,8 @@ from pydantic import Field, field_validator
 from taskd.storage import check_name
 from taskd.tasks import Params, TaskContext, TaskFailed, task
 
-# Raster formats only: libvips can also load SVG, PDF and others we do not want to parse.
+# Raster formats only, told by `sniff`: libvips can also load SVG, PDF and others we do not
+# want to parse.
 LOADERS = {
     "jpeg": "image/jpeg",
     "png": "image/png",
@@ -27,6 +28,7 @@ LOADERS = {
     "tiff": "image/tiff",
     "heif": "image/heif",
 }
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"mif1", b"msf1", b"avif", b"avis"})
 FORMATS = {
     "jpeg": ("jpg", "image/jpeg"),
     "png": ("png", "image/png"),
@@ -39,8 +41,9 @@ ROTATION = {1: 0, 2: 0, 3: 180, 4: 180, 5: 90, 6: 270, 7: 270, 8: 90}
 ROT = {90: "d270", 180: "d180", 270: "d90"}
 DEFAULT_BOX = 256
 MAX_SIDE = 10_000
-# libvips' EXIF strings end with the raw value: "1/60 sec. (1/60, Rational, 1 components, 8 bytes)".
-EXIF_RAW = re.compile(r"\(([^()]*), \w+, \d+ components?, \d+ bytes?\)\s*$")
+# libvips renders an EXIF entry as "RAW (READABLE, Type, N components, M bytes)", e.g.
+# "1/125 (1/125 sec., Rational, 1 components, 8 bytes)".
+EXIF_RAW = re.compile(r"^(.*?) \(.*, \w+, \d+ components?, \d+ bytes?\)\s*$")
 
 Side = Annotated[int, Field(ge=1, le=MAX_SIDE)]
 
@@ -108,14 +111,31 @@ def vips() -> Any:
 def open_image(data: bytes) -> tuple[Any, str]:
     """The image's header (no pixels decoded yet) and its content type."""
     pyvips = vips()
-    loader = pyvips.Image.find_load_buffer(data) if data else None
-    kind = next((k for k in LOADERS if loader and k in loader.lower()), None)
+    kind = sniff(data)
     if kind is None:
         raise TaskFailed("not an image (or not one of: JPEG, PNG, WebP, GIF, TIFF, HEIF)")
     try:
-        return pyvips.Image.new_from_buffer(data, ""), LOADERS[kind]
+        image = pyvips.Image.new_from_buffer(data, "")
     except pyvips.Error as exc:
         raise TaskFailed(f"cannot read image: {first_line(exc)}") from None
+    return image, LOADERS[kind]
+
+
+def sniff(data: bytes) -> str | None:
+    """The format by its magic bytes, before libvips sees anything (it parses SVG, PDF…)."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data.startswith((b"II*\x00", b"MM\x00*")):
+        return "tiff"
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        return "heif"
+    return None
 
 
 def describe(data: bytes) -> dict[str, Any]:
@@ -138,7 +158,7 @@ def exif_facts(image: Any, fields: set[str]) -> dict[str, Any]:
     def raw(*names: str) -> str | None:
         for name in names:
             if name in fields:
-                match = EXIF_RAW.search(str(image.get(name)))
+                match = EXIF_RAW.match(str(image.get(name)))
                 if match:
                     return match.group(1).strip()
         return None
@@ -240,7 +260,7 @@ def thumbnail(pyvips: Any, data: bytes, width: int, height: int, params: ThumbPa
         height=height,
         size="down",
         crop="centre" if params.crop else "none",
-        fail_on="truncated",
+        option_string="fail_on=truncated",  # the loader option; thumbnail's own is ignored
     )
     if params.rotation:
         image = image.rot(ROT[params.rotation])

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 import redis
 from aiohttp.test_utils import TestClient
-from pytest_aiohttp import AiohttpClient
+from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from taskd.redis_server import RedisServer
 from taskd.settings import Settings, parse_settings
 from taskd.web.app import RUNNER_OPTIONS, create_app
+from tests.images import ImageServer
 from workers import build_worker
 from workers.wakeup import WakeupWorker
 
@@ -70,6 +71,7 @@ def make_settings(redis_server: RedisServer, tmp_path: Path) -> SettingsFactory:
             "redis": {"url": redis_server.url},
             "tasks": {"modules": ["tasks", "tests.sample_tasks"]},
             "storage": {"path": str(tmp_path / "files")},
+            "fetch": {"allow_hosts": ["127.0.0.1"]},
             "accounts": {
                 "demo": {
                     "secret": SECRET,
@@ -143,3 +145,12 @@ async def api(
 async def idle_api(settings: Settings, make_client: ClientFactory) -> Client:
     """An HTTP server with no worker: tasks stay queued."""
     return await make_client(settings)
+
+
+@pytest.fixture
+async def image_server(aiohttp_server: AiohttpServer) -> ImageServer:
+    """A local HTTP server for task inputs (127.0.0.1 is in the tests' fetch allow_hosts)."""
+    images = ImageServer()
+    server = await aiohttp_server(images.app())
+    images.url = f"http://127.0.0.1:{server.port}"
+    return images

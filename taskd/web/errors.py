@@ -26,8 +26,6 @@ def error_answer(exc: RequestError) -> web.Response:
 
 
 def http_answer(request: web.Request, exc: web.HTTPException) -> web.StreamResponse:
-    if exc.status < 400:
-        return exc  # redirects are answers, not errors
     if isinstance(exc, web.HTTPNotFound):
         message = f"not found: {request.path}"
     elif isinstance(exc, web.HTTPMethodNotAllowed):
@@ -49,6 +47,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except RequestError as exc:
         return error_answer(exc)
     except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects are answers, not errors
         return http_answer(request, exc)
     except (ConnectionResetError, TimeoutError):
         raise

@@ -100,7 +100,8 @@ async def answer(request: web.Request, snapshot: Snapshot) -> web.StreamResponse
     location = await request.app[STORAGE].url(status["key"], name, base)
     ttl = request.app[SETTINGS].storage.url_ttl
     # The target stays valid url_ttl seconds: a browser may keep the redirect half of that.
-    raise web.HTTPFound(location, headers={"Cache-Control": f"private, max-age={ttl // 2}"})
+    headers = {"Location": location, "Cache-Control": f"private, max-age={ttl // 2}"}
+    return web.Response(status=302, headers=headers)
 
 
 def choose(status: dict[str, Any], filename: str | None) -> str:
