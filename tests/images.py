@@ -60,6 +60,17 @@ def pixel_bomb() -> bytes:
     return bytes(pyvips.Image.black(30000, 30000).write_to_buffer(".png", compression=9))
 
 
+def pixel(image: Image.Image, x: int, y: int) -> tuple[int, ...]:
+    value = image.getpixel((x, y))
+    assert isinstance(value, tuple), value
+    return value
+
+
+def mostly(rgb: tuple[int, ...], channel: int) -> bool:
+    """Whether `channel` (0 red, 1 green, 2 blue) clearly dominates, JPEG noise allowed."""
+    return rgb[channel] > 180 and all(v < 100 for i, v in enumerate(rgb[:3]) if i != channel)
+
+
 def decode(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
