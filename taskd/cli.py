@@ -1,4 +1,4 @@
-"""The `taskd` command: run, serve, worker, submit."""
+"""The `taskd` command: run, serve, worker, submit, sign."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,14 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument("--stream", action="store_true", help="print every status change")
     submit.add_argument("--url", help="server URL (default: from the settings)")
     submit.add_argument("--secret", help="account secret (default: the first account's)")
+    sign = sub.add_parser(
+        "sign", help="print URL signed for an account (<img src>)", parents=[common]
+    )
+    sign.add_argument(
+        "url", help="e.g. http://host/v1/create_file/t.jpg?task_name=image.thumb&url=…"
+    )
+    sign.add_argument("--account", required=True, help="the account whose secret signs")
+    sign.add_argument("--ttl", type=int, metavar="SECONDS", help="valid this long (default: ever)")
     return p
 
 
@@ -128,6 +137,20 @@ def submit(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
+def sign(settings: Settings, args: argparse.Namespace) -> int:
+    from taskd.signing import EXPIRES, sign_url
+
+    account = settings.accounts.get(args.account)
+    if account is None:
+        print(f"taskd: no account {args.account!r} in the settings", file=sys.stderr)
+        return 2
+    extra = [("account", args.account)]
+    if args.ttl is not None:
+        extra.append((EXPIRES, str(int(time.time()) + args.ttl)))
+    print(sign_url(args.url, account.secret.get_secret_value().encode(), extra))
+    return 0
+
+
 class ServeError(TaskdError):
     """The HTTP server could not start."""
 
@@ -139,4 +162,4 @@ def parse_value(text: str) -> Any:
         return text
 
 
-COMMANDS = {"run": run, "serve": serve, "worker": worker, "submit": submit}
+COMMANDS = {"run": run, "serve": serve, "worker": worker, "submit": submit, "sign": sign}
