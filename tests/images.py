@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import io
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from PIL import Image
 
-Handler = Callable[[web.Request], web.StreamResponse]
+Handler = Callable[[web.Request], web.StreamResponse | Awaitable[web.StreamResponse]]
 
 
 def jpeg(
@@ -94,7 +95,8 @@ class ImageServer:
         name = request.match_info["name"]
         self.hits[name] = self.hits.get(name, 0) + 1
         if name in self.extra:
-            return self.extra[name](request)
+            answer = self.extra[name](request)
+            return await answer if inspect.isawaitable(answer) else answer
         if name not in self.files:
             raise web.HTTPNotFound()
         data, content_type = self.files[name]

@@ -235,7 +235,7 @@ async def test_files_go_with_their_record(
     root = Path(settings.storage.path) / status["key"]
     assert (root / "thumb.jpg.file").is_file()
     await asyncio.sleep(1.1)
-    redis = api.server.app[RECORDS].redis
+    redis = api.app[RECORDS].redis
     assert await sweep(redis, LocalStorage(Path(settings.storage.path), 60, redis)) == 1
     assert not root.exists()
     assert (await api.get("/v1/status", params={"tasks": status["key"]})).status == 404
