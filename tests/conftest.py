@@ -154,3 +154,12 @@ async def image_server(aiohttp_server: AiohttpServer) -> ImageServer:
     server = await aiohttp_server(images.app())
     images.url = f"http://127.0.0.1:{server.port}"
     return images
+
+
+@pytest.fixture
+async def other_loopback(aiohttp_server: AiohttpServer) -> ImageServer:
+    """A server on 127.0.0.2: loopback, and not in the tests' allow_hosts."""
+    images = ImageServer()
+    server = await aiohttp_server(images.app(), host="127.0.0.2")
+    images.url = f"http://127.0.0.2:{server.port}"
+    return images

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
-from pytest_aiohttp import AiohttpServer
 
 from taskd.fetch import Fetcher, FetchError, FetchRefused, non_public
 from taskd.settings import FetchSettings
@@ -21,15 +20,6 @@ from tests.images import ImageServer, jpeg
 async def fetcher() -> AsyncIterator[Fetcher]:
     async with Fetcher(FetchSettings(allow_hosts=["127.0.0.1"], max_bytes=10_000)) as f:
         yield f
-
-
-@pytest.fixture
-async def other_loopback(aiohttp_server: AiohttpServer) -> ImageServer:
-    """A server on 127.0.0.2: loopback, and not in allow_hosts."""
-    images = ImageServer()
-    server = await aiohttp_server(images.app(), host="127.0.0.2")
-    images.url = f"http://127.0.0.2:{server.port}"
-    return images
 
 
 @pytest.mark.parametrize(
