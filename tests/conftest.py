@@ -18,6 +18,7 @@ from taskd.redis_server import RedisServer
 from taskd.settings import Settings, parse_settings
 from taskd.web.app import RUNNER_OPTIONS, create_app
 from tests.images import ImageServer
+from tests.s3_servers import S3Server, moto_server, s3rver
 from workers import build_worker
 from workers.wakeup import WakeupWorker
 
@@ -43,6 +44,18 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisServer(tmp_path_factory.mktemp("redis"), port=free_port()).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[S3Server]:
+    with moto_server(free_port()) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def signing_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    with s3rver(free_port(), tmp_path_factory.mktemp("s3rver")) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)

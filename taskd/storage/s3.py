@@ -26,21 +26,8 @@ class S3Storage:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, settings: StorageSettings) -> AsyncIterator[S3Storage]:
-        # SigV4 always (presigned URLs would be SigV2 otherwise); path-style for custom endpoints.
-        config = AioConfig(
-            signature_version="s3v4",
-            s3={"addressing_style": "path" if settings.endpoint_url else "auto"},
-            retries={"max_attempts": 3, "mode": "standard"},
-        )
-        secret = settings.secret_access_key.get_secret_value()
-        async with get_session().create_client(
-            "s3",
-            endpoint_url=settings.endpoint_url or None,
-            region_name=settings.region or None,
-            aws_access_key_id=settings.access_key_id or None,
-            aws_secret_access_key=secret or None,
-            config=config,
-        ) as client:
+        """The storage on its own client, the bucket created if it does not exist."""
+        async with open_client(settings) as client:
             storage = cls(client, settings.bucket, settings.url_ttl)
             await storage.ensure_bucket(settings.region)
             yield storage
@@ -84,3 +71,23 @@ class S3Storage:
             objects = [{"Key": o["Key"]} for o in page.get("Contents", []) if "Key" in o]
             if objects:
                 await self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects})  # type: ignore[typeddict-item]
+
+
+@contextlib.asynccontextmanager
+async def open_client(settings: StorageSettings) -> AsyncIterator[S3Client]:
+    # SigV4 always (presigned URLs would be SigV2 otherwise); path-style for custom endpoints.
+    config = AioConfig(
+        signature_version="s3v4",
+        s3={"addressing_style": "path" if settings.endpoint_url else "auto"},
+        retries={"max_attempts": 3, "mode": "standard"},
+    )
+    secret = settings.secret_access_key.get_secret_value()
+    async with get_session().create_client(
+        "s3",
+        endpoint_url=settings.endpoint_url or None,
+        region_name=settings.region or None,
+        aws_access_key_id=settings.access_key_id or None,
+        aws_secret_access_key=secret or None,
+        config=config,
+    ) as client:
+        yield client
