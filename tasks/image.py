@@ -76,7 +76,7 @@ async def info(ctx: TaskContext, params: InfoParams) -> dict[str, Any]:
     return await asyncio.to_thread(describe, fetched.body)
 
 
-@task("image.thumb", ThumbParams)
+@task("image.thumb", ThumbParams, files=["thumb.<format extension>", "<each name in sizes>"])
 async def thumb(ctx: TaskContext, params: ThumbParams) -> dict[str, Any]:
     """A thumbnail of the image at `url` (or one per entry of `sizes`), EXIF-rotated upright."""
     fetched = await ctx.fetch(params.url)
