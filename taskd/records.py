@@ -185,7 +185,8 @@ class Records:
         )
         return bool(done)
 
-    async def cancel(self, keys: Sequence[str], account: str) -> list[bytes]:
+    async def cancel(self, keys: Sequence[str], account: str) -> list[tuple[bytes, bytes]]:
+        """(status json, definition) per key; the definition is b"" unless this call ended it."""
         now_ms = int(time.time() * 1000)
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in keys:
@@ -201,7 +202,7 @@ class Records:
                     args=[key, now_iso(), self.result_ttl, now_ms],
                     client=pipe,
                 )
-            return list(await pipe.execute())
+            return [(json, definition) for json, definition in await pipe.execute()]
 
     async def read(self, keys: Sequence[str]) -> list[Snapshot | None]:
         """Current status of each key, None where unknown or expired; one round trip."""

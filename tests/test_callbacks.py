@@ -138,3 +138,17 @@ async def test_status_keeps_callbacks_out_of_the_result(
     response = await api.post("/v1/create", data=orjson.dumps(body))
     [status] = await response.json()
     assert set(status) == {"status", "key", "events", "result"}
+
+
+async def test_cancelling_posts_to_url_errback(idle_api: Client, image_server: ImageServer) -> None:
+    hook = Hook()
+    definition = {"task_name": "hello", "name": "x", "url_errback": hooked(image_server, "e", hook)}
+    [queued] = await create_ok(idle_api, definition)
+    response = await idle_api.post("/v1/cancel", json={"secret": SECRET, "tasks": [queued["key"]]})
+    [cancelled] = await response.json()
+    await hook.wait_for(1)
+    assert hook.received == [("POST", "application/json", cancelled)]
+    assert cancelled["result"] == "cancelled"
+    await idle_api.post("/v1/cancel", json={"secret": SECRET, "tasks": [queued["key"]]})
+    await asyncio.sleep(0.3)
+    assert len(hook.received) == 1  # only the call that ended it

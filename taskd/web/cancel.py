@@ -1,13 +1,14 @@
-"""POST /v1/cancel: the creating account stops its tasks, queued or running."""
+"""POST /v1/cancel: the creating account stops its tasks, queued or running; errbacks follow."""
 
 from __future__ import annotations
 
+import orjson
 from aiohttp import web
 
 from taskd.errors import Forbidden, UnknownKeys
 from taskd.web.params import credentials, read_params, task_keys
 from taskd.web.responses import json_bytes, json_list
-from taskd.web.state import ACCOUNTS, RECORDS
+from taskd.web.state import ACCOUNTS, CALLBACKS, RECORDS
 
 
 async def cancel(request: web.Request) -> web.Response:
@@ -21,4 +22,9 @@ async def cancel(request: web.Request) -> web.Response:
     for key, owner in zip(keys, owners, strict=True):
         if owner != account.name:
             raise Forbidden(f"task {key} belongs to another account")
-    return json_bytes(json_list(await request.app[RECORDS].cancel(keys, account.name)))
+    outcomes = await request.app[RECORDS].cancel(keys, account.name)
+    for key, (status, definition) in zip(keys, outcomes, strict=True):
+        errback = orjson.loads(definition).get("url_errback") if definition else None
+        if errback:
+            request.app[CALLBACKS].send(key, errback, status)
+    return json_bytes(json_list(status for status, _ in outcomes))

@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from taskd.auth import Accounts
+from taskd.callbacks import Callbacks
 from taskd.connections import redis_client
 from taskd.events import EventHub
+from taskd.fetch import Fetcher
 from taskd.records import Records
 from taskd.registry import Registry
 from taskd.settings import Settings
@@ -21,6 +23,7 @@ CATALOG = web.AppKey("catalog", bytes)
 RECORDS = web.AppKey("records", Records)
 HUB = web.AppKey("hub", EventHub)
 STORAGE = web.AppKey("storage", Storage)
+CALLBACKS = web.AppKey("callbacks", Callbacks)
 
 
 async def redis_context(app: web.Application) -> AsyncIterator[None]:
@@ -31,9 +34,15 @@ async def redis_context(app: web.Application) -> AsyncIterator[None]:
     await hub.start()
     app[RECORDS], app[HUB] = records, hub
     try:
-        async with open_storage(settings.storage, redis) as storage:
-            app[STORAGE] = storage
-            yield
+        async with (
+            open_storage(settings.storage, redis) as storage,
+            Fetcher(settings.fetch) as fetcher,
+        ):
+            app[STORAGE], app[CALLBACKS] = storage, Callbacks(fetcher)
+            try:
+                yield
+            finally:
+                await app[CALLBACKS].close()
     finally:
         await hub.close()
         await redis.aclose(close_connection_pool=True)
