@@ -21,6 +21,7 @@ lint: $(INSTALLED)
 
 bench: $(INSTALLED) redis-server
 	$(BIN)/python -m tests.bench_latency
+	$(BIN)/python -m tests.bench_files
 
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix .

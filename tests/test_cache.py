@@ -4,12 +4,15 @@ failures, per account."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
+from urllib.parse import quote
 
 import redis.asyncio as aioredis
 from yarl import URL
 
 from taskd.settings import Settings
+from taskd.signing import EXPIRES, sign_url
 from tests.conftest import OTHER_SECRET, SECRET, ApiFactory, Client, ClientFactory
 from tests.images import ImageServer, jpeg
 
@@ -100,3 +103,22 @@ async def test_post_create_file_is_never_cached(api: Client, image_server: Image
     for _ in range(2):
         assert (await api.post("/v1/create_file", json=body)).status == 200
     assert image_server.hits == {"e.jpg": 2}
+
+
+async def test_a_repeated_request_never_outlives_its_signature(
+    api: Client, image_server: ImageServer
+) -> None:
+    url = image_server.add("f.jpg", jpeg(50, 50))
+    unsigned = f"/v1/create_file/f.jpg?task_name=image.thumb&url={quote(url, safe='')}"
+    expires = [("account", "demo"), (EXPIRES, str(int(time.time()) + 2))]
+    signed = sign_url(unsigned, SECRET.encode(), expires)
+    for _ in range(2):
+        assert (await api.get(signed, allow_redirects=False)).status == 302
+    await asyncio.sleep(2.5)
+    response = await api.get(signed, allow_redirects=False)
+    assert response.status == 401
+    assert (await response.json())["message"] == "signed URL expired"
+    # The same query with a wrong secret is not answered from the remembered redirect.
+    wrong = await api.get(f"{unsigned}&secret=nope", allow_redirects=False)
+    assert wrong.status == 401
+    assert image_server.hits == {"f.jpg": 1}

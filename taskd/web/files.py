@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import time
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -9,10 +12,12 @@ from aiohttp import web
 
 from taskd.errors import InvalidRequest, NotFound, Problem, UnknownKeys
 from taskd.records import CacheEntry, Snapshot, cache_key, is_terminal
-from taskd.web.create import admit, enqueue_watched
+from taskd.signing import EXPIRES, SIG
+from taskd.web.create import Admission, admit, enqueue_watched
+from taskd.web.hits import HitKey, hit_key
 from taskd.web.params import Params, parse_query_json, read_params
 from taskd.web.responses import json_bytes
-from taskd.web.state import HUB, RECORDS, REGISTRY, SETTINGS, STORAGE
+from taskd.web.state import HITS, HUB, RECORDS, REGISTRY, SETTINGS, STORAGE
 from taskd.web.waiting import wait_all
 
 # Query parameters of a GET create_file that are credentials, not task parameters.
@@ -22,21 +27,28 @@ CREDENTIALS = frozenset({"secret", "api_key", "account", "expires", "sig"})
 async def create_file(request: web.Request) -> web.StreamResponse:
     """POST {"task": DEF}, or GET ?task_name=…&param=… for `<img src>` (cached)."""
     if request.method == "POST":
-        params = await read_params(request, json_fields=frozenset({"task"}))
-        if not isinstance(params.get("task"), dict) and params.get("task") is not None:
-            location = params.location("task")
-            raise InvalidRequest([Problem("task", location, "task must be one task definition")])
-        admission = admit(request, params, "task")
-        async with enqueue_watched(request, admission) as listener:
-            await wait_all(listener, request.app[SETTINGS].server.max_block_seconds)
-            return await answer(request, listener.seen[admission.keys[0]])
+        return await create_file_post(request)
+    return await create_file_get(request)
+
+
+async def create_file_post(request: web.Request) -> web.StreamResponse:
+    params = await read_params(request, json_fields=frozenset({"task"}))
+    if params.get("task") is not None and not isinstance(params.get("task"), dict):
+        location = params.location("task")
+        raise InvalidRequest([Problem("task", location, "task must be one task definition")])
+    return await create_and_answer(request, admit(request, params, "task"))
+
+
+async def create_file_get(request: web.Request) -> web.StreamResponse:
+    ttl = request.app[SETTINGS].storage.cache_ttl
+    recent = hit_key(request)
+    remembered = request.app[HITS].get(recent) if ttl else None
+    if remembered is not None:
+        return redirect(request, remembered)
     params = await read_params(request)
     admission = admit(request, params, form=query_definition(request, params))
-    ttl = request.app[SETTINGS].storage.cache_ttl
     if ttl == 0:
-        async with enqueue_watched(request, admission) as listener:
-            await wait_all(listener, request.app[SETTINGS].server.max_block_seconds)
-            return await answer(request, listener.seen[admission.keys[0]])
+        return await create_and_answer(request, admission)
     # Identical definitions of one account share a task: a finished one is answered at once,
     # a running one is joined.
     task = admission.tasks[0]
@@ -47,9 +59,15 @@ async def create_file(request: web.Request) -> web.StreamResponse:
         admission.keys[0],
         CacheEntry(cache_key(admission.account.name, task.definition), ttl),
     )
-    if is_terminal(snapshot.json):
-        return await answer(request, snapshot)
-    return await answer(request, await wait_for(request, key))
+    if not is_terminal(snapshot.json):
+        snapshot = await wait_for(request, key)
+    return await answer(request, snapshot, recent)
+
+
+async def create_and_answer(request: web.Request, admission: Admission) -> web.StreamResponse:
+    async with enqueue_watched(request, admission) as listener:
+        await wait_all(listener, request.app[SETTINGS].server.max_block_seconds)
+        return await answer(request, listener.seen[admission.keys[0]])
 
 
 async def file(request: web.Request) -> web.StreamResponse:
@@ -86,22 +104,44 @@ def query_definition(request: web.Request, params: Params) -> dict[str, Any]:
     return form
 
 
-async def answer(request: web.Request, snapshot: Snapshot) -> web.StreamResponse:
-    """302 to the file; 504 still running, 400 failed, 404 no such file (with the status)."""
+async def answer(
+    request: web.Request, snapshot: Snapshot, recent: HitKey | None = None
+) -> web.StreamResponse:
+    """302 to the file; 504 still running, 400 failed, 404 no such file (with the status).
+
+    With `recent`, a cached result: the redirect is remembered for identical requests.
+    """
     status = orjson.loads(snapshot.json)
     if not is_terminal(snapshot.json):
         return json_bytes(snapshot.json, 504)
     if status["status"] == "error":
         return json_bytes(snapshot.json, 400)
+    settings = request.app[SETTINGS]
     name = choose(status, request.match_info.get("filename"))
-    base = (
-        request.app[SETTINGS].server.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
-    )
+    base = settings.server.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
     location = await request.app[STORAGE].url(status["key"], name, base)
-    ttl = request.app[SETTINGS].storage.url_ttl
-    # The target stays valid url_ttl seconds: a browser may keep the redirect half of that.
-    headers = {"Location": location, "Cache-Control": f"private, max-age={ttl // 2}"}
+    if recent is not None:
+        completed = datetime.fromisoformat(status["events"]["completed"]).timestamp()
+        until = min(
+            completed + min(settings.storage.cache_ttl, settings.worker.result_ttl),
+            time.time() + settings.storage.url_ttl / 4,
+            signed_until(request),
+        )
+        request.app[HITS].put(recent, location, until)
+    return redirect(request, location)
+
+
+def redirect(request: web.Request, location: str) -> web.Response:
+    # The target stays valid url_ttl seconds (at least 3/4 of that when remembered): a
+    # browser may keep the redirect half of it.
+    max_age = request.app[SETTINGS].storage.url_ttl // 2
+    headers = {"Location": location, "Cache-Control": f"private, max-age={max_age}"}
     return web.Response(status=302, headers=headers)
+
+
+def signed_until(request: web.Request) -> float:
+    expires = request.query.get(EXPIRES, "") if SIG in request.query else ""
+    return float(expires) if expires.isdigit() else math.inf
 
 
 def choose(status: dict[str, Any], filename: str | None) -> str:

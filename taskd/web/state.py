@@ -15,6 +15,7 @@ from taskd.records import Records
 from taskd.registry import Registry
 from taskd.settings import Settings
 from taskd.storage import Storage, open_storage
+from taskd.web.hits import RecentHits
 
 SETTINGS = web.AppKey("settings", Settings)
 ACCOUNTS = web.AppKey("accounts", Accounts)
@@ -24,6 +25,7 @@ RECORDS = web.AppKey("records", Records)
 HUB = web.AppKey("hub", EventHub)
 STORAGE = web.AppKey("storage", Storage)
 CALLBACKS = web.AppKey("callbacks", Callbacks)
+HITS = web.AppKey("hits", RecentHits)
 
 
 async def redis_context(app: web.Application) -> AsyncIterator[None]:
