@@ -17,7 +17,6 @@ import random
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -27,7 +26,7 @@ from aiohttp import web
 from PIL import Image, ImageDraw
 
 from taskd.redis_server import RedisServer
-from tests.bench_latency import ROOT, process, wait_http
+from tests.bench_latency import ROOT, bench_env, process, wait_http
 from tests.conftest import free_port
 
 LOAD_SECONDS = float(os.environ.get("BENCH_LOAD_SECONDS", "5"))
@@ -160,24 +159,17 @@ async def serve_image(port: int, data: bytes) -> web.AppRunner:
 def cached_hits(work: Path) -> None:
     redis = RedisServer(work / "redis", port=free_port()).start()
     port, image_port, bare_port = free_port(), free_port(), free_port()
-    config = work / "taskd.toml"
-    config.write_text(
-        textwrap.dedent(f"""
-        [server]
-        port = {port}
-        [redis]
-        url = "{redis.url}"
-        [log]
-        level = "warning"
+    env = bench_env(
+        work,
+        port,
+        redis,
+        f"""
         [storage]
         path = "{work / "files"}"
         [fetch]
         allow_hosts = ["127.0.0.1"]
-        [accounts.bench]
-        secret = "bench"
-        """)
+        """,
     )
-    env = {**os.environ, "TASKD_CONFIG": str(config), "PYTHONPATH": str(ROOT)}
     source = io.BytesIO()
     Image.new("RGB", (1200, 900), (200, 40, 40)).save(source, "JPEG")
     image_url = quote(f"http://127.0.0.1:{image_port}/cat.jpg", safe="")

@@ -136,10 +136,8 @@ def row(name: str, values: list[float], unit: float = 1000) -> str:
     )
 
 
-def main() -> None:
-    work = Path(tempfile.mkdtemp(prefix="taskd-bench-"))
-    redis = RedisServer(work / "redis", port=free_port()).start()
-    port = free_port()
+def bench_env(work: Path, port: int, redis: RedisServer, extra: str = "") -> dict[str, str]:
+    """The environment of a taskd under test: its config file (port, Redis, the bench account)."""
     config = work / "taskd.toml"
     config.write_text(
         textwrap.dedent(
@@ -155,8 +153,16 @@ def main() -> None:
             rate_per_minute = 1000000
             """
         )
+        + textwrap.dedent(extra)
     )
-    env = {**os.environ, "TASKD_CONFIG": str(config), "PYTHONPATH": str(ROOT)}
+    return {**os.environ, "TASKD_CONFIG": str(config), "PYTHONPATH": str(ROOT)}
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="taskd-bench-"))
+    redis = RedisServer(work / "redis", port=free_port()).start()
+    port = free_port()
+    env = bench_env(work, port, redis)
     python = [sys.executable, "-m"]
     results: dict[str, tuple[list[float], list[float], float]] = {}
     try:

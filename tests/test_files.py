@@ -20,6 +20,14 @@ from tests.helpers import assert_status, create_ok
 from tests.images import ImageServer, decode, jpeg
 
 
+async def file_url(api: Client, source: str) -> URL:
+    """Where a GET create_file of a thumbnail of `source` redirects to."""
+    params = {"task_name": "image.thumb", "url": source, "secret": SECRET}
+    response = await api.get("/v1/create_file", params=params, allow_redirects=False)
+    assert response.status == 302, await response.text()
+    return URL(response.headers["Location"])
+
+
 async def test_post_create_file_redirects_to_the_thumbnail(
     api: Client, image_server: ImageServer
 ) -> None:
@@ -45,12 +53,7 @@ async def test_file_url_supports_conditional_and_range_requests(
     api: Client, image_server: ImageServer
 ) -> None:
     url = image_server.add("r.jpg", jpeg(300, 200))
-    response = await api.get(
-        "/v1/create_file",
-        params={"task_name": "image.thumb", "url": url, "secret": SECRET},
-        allow_redirects=False,
-    )
-    path = URL(response.headers["Location"]).path_qs
+    path = (await file_url(api, url)).path_qs
     full = await api.get(path)
     data = await full.read()
     again = await api.get(path, headers={"If-None-Match": full.headers["ETag"]})
@@ -67,12 +70,7 @@ async def test_tampered_or_expired_file_urls_are_403(
     api: Client, image_server: ImageServer, make_api: ApiFactory
 ) -> None:
     url = image_server.add("x.jpg", jpeg(100, 100))
-    response = await api.get(
-        "/v1/create_file",
-        params={"task_name": "image.thumb", "url": url, "secret": SECRET},
-        allow_redirects=False,
-    )
-    location = URL(response.headers["Location"])
+    location = await file_url(api, url)
     later = location.update_query(expires=str(int(location.query["expires"]) + 3600))
     for bad in (later, location.with_query(None), location.update_query(sig="AAAA")):
         answer = await api.get(bad.path_qs)
@@ -87,12 +85,7 @@ async def test_expired_signature_is_refused(
 ) -> None:
     api = await make_api(storage={"url_ttl": 1})
     url = image_server.add("e.jpg", jpeg(50, 50))
-    response = await api.get(
-        "/v1/create_file",
-        params={"task_name": "image.thumb", "url": url, "secret": SECRET},
-        allow_redirects=False,
-    )
-    path = URL(response.headers["Location"]).path_qs
+    path = (await file_url(api, url)).path_qs
     assert (await api.get(path)).status == 200
     await asyncio.sleep(2.1)
     assert (await api.get(path)).status == 403
