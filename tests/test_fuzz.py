@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import SECRET, Client
+from tests.conftest import SECRET, ApiFactory, Client
 
 JSON = st.recursive(
     st.none()
@@ -77,4 +78,42 @@ async def test_status_and_cancel_never_fail_on_input(idle_api: Client, body: Any
 async def test_status_query_never_fails(idle_api: Client, query: list[tuple[str, str]]) -> None:
     query = [(k, v) for k, v in query if k != "block" or v.lower() not in {"true", "1", "yes"}]
     response = await idle_api.get("/v1/status", params=query)
+    check(response.status, await response.json())
+
+
+FORM_NAMES = st.sampled_from(
+    ["task_name", "url", "width", "crop", "rotation", "format", "sizes", "secret", "account",
+     "expires", "sig", "api_key", "name", "x"]
+)  # fmt: skip
+FORM_VALUES = st.sampled_from(["image.thumb", "hello", SECRET, "demo", "1", "{}", "[1]"]) | st.text(
+    max_size=30
+)
+
+
+@FUZZ
+@given(
+    query=st.lists(st.tuples(FORM_NAMES, FORM_VALUES), max_size=6),
+    filename=st.text(max_size=12),
+)
+async def test_create_file_and_file_queries_never_fail(
+    make_api: ApiFactory, query: list[tuple[str, str]], filename: str
+) -> None:
+    # No worker and a short wait: a valid request ends in 504 with its status, never a 5xx else.
+    api = await make_api(with_worker=False, server={"max_block_seconds": 0.05})
+    path = "/v1/create_file" + (f"/{quote(filename, safe='')}" if filename else "")
+    for url in (path, "/v1/file"):
+        response = await api.get(url, params=query, allow_redirects=False)
+        answer = await response.json()
+        if response.status == 504:
+            assert answer["status"] in ("queued", "executing")
+        else:
+            check(response.status, answer)
+
+
+@FUZZ
+@given(key=st.text(min_size=1, max_size=30), name=st.text(min_size=1, max_size=20), query=JSON)
+async def test_file_urls_never_fail(idle_api: Client, key: str, name: str, query: Any) -> None:
+    params = {"expires": str(query)[:20], "sig": str(query)[-20:]}
+    path = f"/v1/files/{quote(key, safe='')}/{quote(name, safe='')}"
+    response = await idle_api.get(path, params=params)
     check(response.status, await response.json())
