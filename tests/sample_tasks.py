@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
+from pathlib import Path
 
 from taskd.tasks import Params, TaskContext, TaskFailed, task
 
@@ -52,3 +54,21 @@ async def log_line(ctx: TaskContext, params: MessageParams) -> str:
     """Writes one line to its logger."""
     ctx.logger.warning("%s", params.message)
     return params.message
+
+
+class FilesParams(Params):
+    text: str
+    fail: bool = False
+
+
+@task("test.files", FilesParams, files=["notes.txt", "data.bin"])
+async def files(ctx: TaskContext, params: FilesParams) -> int:
+    """Writes `text` as notes.txt (from bytes) and data.bin (from a file on disk)."""
+    await ctx.add_file("notes.txt", params.text.encode())
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "data"
+        path.write_bytes(params.text.encode() * 1000)
+        await ctx.add_file("data.bin", path, "application/x-test")
+    if params.fail:
+        raise TaskFailed("failed after writing files")
+    return len(params.text)

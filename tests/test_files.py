@@ -232,3 +232,20 @@ async def test_files_go_with_their_record(
     assert await sweep(redis, LocalStorage(Path(settings.storage.path), 60, redis)) == 1
     assert not root.exists()
     assert (await api.get("/v1/status", params={"tasks": status["key"]})).status == 404
+
+
+async def test_task_files_from_bytes_and_paths(api: Client, settings: Settings) -> None:
+    [status] = await create_ok(api, {"task_name": "test.files", "text": "abc"}, block=True)
+    assert status["files"] == ["notes.txt", "data.bin"]
+    notes = await api.get("/v1/file/notes.txt", params={"task": status["key"]})
+    assert (notes.headers["Content-Type"], await notes.read()) == ("text/plain", b"abc")
+    data = await api.get("/v1/file/data.bin", params={"task": status["key"]})
+    assert data.headers["Content-Type"] == "application/x-test"
+    assert await data.read() == b"abc" * 1000
+
+
+async def test_files_of_a_failed_task_are_not_kept(api: Client, settings: Settings) -> None:
+    definition = {"task_name": "test.files", "text": "abc", "fail": True}
+    [status] = await create_ok(api, definition, block=True)
+    assert (status["status"], "files" in status) == ("error", False)
+    assert not (Path(settings.storage.path) / status["key"]).exists()

@@ -104,3 +104,16 @@ async def test_urls_of_an_unknown_access_key_are_refused(
         async with open_client(settings.storage) as client:
             location = await S3Storage(client, bucket, 60).url(status["key"], "thumb.jpg", "")
         assert (await fetch(location))[0] == expected
+
+
+async def test_task_files_from_bytes_and_paths_on_s3(make_api: ApiFactory, moto: S3Server) -> None:
+    api = await make_api(storage=moto.storage(bucket_name()))
+    [status] = await create_ok(api, {"task_name": "test.files", "text": "xyz"}, block=True)
+    for name, content_type, body in (
+        ("notes.txt", "text/plain", b"xyz"),
+        ("data.bin", "application/x-test", b"xyz" * 1000),
+    ):
+        response = await api.get(
+            f"/v1/file/{name}", params={"task": status["key"]}, allow_redirects=False
+        )
+        assert await fetch(response.headers["Location"]) == (200, content_type, body)
