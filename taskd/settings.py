@@ -200,4 +200,6 @@ def describe(err: Mapping[str, Any]) -> str:
         return "unknown key"
     if err["type"] == "missing":
         return "required key is missing"
+    if err["type"] == "value_error":  # our validators' own words, without pydantic's prefix
+        return str(err["ctx"]["error"])
     return str(err["msg"])

@@ -42,6 +42,8 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ("[accounts.a]\nsecret = 's'\nreferrers = ['ftp://x']\n", "accounts.a.referrers"),
         ("[log]\nlevel = 'loud'\n", "log.level: "),
         ("[storage]\nbackend = 'floppy'\n", "storage.backend: "),
+        ("[storage]\nbackend = 's3'\n", "storage: the s3 backend needs a bucket"),
+        ("[fetch]\nmax_pixels = 0\n", "fetch.max_pixels: "),
         ("[server\n", "invalid TOML"),
         ("[redis]\nsentinels = ['h:26379']\n", "sentinels need sentinel_master"),
         ("[redis]\nsentinels = ['h']\nsentinel_master = 'm'\n", "redis.sentinels: "),
