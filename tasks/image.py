@@ -27,8 +27,10 @@ LOADERS = {
     "gif": "image/gif",
     "tiff": "image/tiff",
     "heif": "image/heif",
+    "avif": "image/avif",
 }
-HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"mif1", b"msf1", b"avif", b"avis"})
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"mif1", b"msf1"})
+AVIF_BRANDS = frozenset({b"avif", b"avis"})
 FORMATS = {
     "jpeg": ("jpg", "image/jpeg"),
     "png": ("png", "image/png"),
@@ -113,7 +115,7 @@ def open_image(data: bytes) -> tuple[Any, str]:
     pyvips = vips()
     kind = sniff(data)
     if kind is None:
-        raise TaskFailed("not an image (or not one of: JPEG, PNG, WebP, GIF, TIFF, HEIF)")
+        raise TaskFailed("not an image (or not one of: JPEG, PNG, WebP, GIF, TIFF, HEIF, AVIF)")
     try:
         image = pyvips.Image.new_from_buffer(data, "")
     except pyvips.Error as exc:
@@ -135,6 +137,8 @@ def sniff(data: bytes) -> str | None:
         return "tiff"
     if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
         return "heif"
+    if data[4:8] == b"ftyp" and data[8:12] in AVIF_BRANDS:
+        return "avif"
     return None
 
 

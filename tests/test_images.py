@@ -223,3 +223,27 @@ async def test_pixel_limit_is_configurable(make_api: ApiFactory, image_server: I
     url = image_server.add("m.jpg", jpeg(200, 100))
     status = await run(api, {"task_name": "image.thumb", "url": url})
     assert status["result"] == "image too large: 200x100 pixels (limit 10000)"
+
+
+@pytest.mark.parametrize(
+    ("suffix", "content_type"),
+    [(".png", "image/png"), (".gif", "image/gif"), (".webp", "image/webp"),
+     (".tif", "image/tiff"), (".avif", "image/avif")],
+)  # fmt: skip
+async def test_info_knows_the_raster_formats(
+    api: Client, image_server: ImageServer, suffix: str, content_type: str
+) -> None:
+    import pyvips
+
+    data = bytes((pyvips.Image.black(64, 48) + 100).cast("uchar").write_to_buffer(suffix))
+    url = image_server.add(f"i{suffix}", data, "application/octet-stream")
+    result = (await run(api, {"task_name": "image.info", "url": url}))["result"]
+    assert (result["content_type"], result["width"], result["height"]) == (content_type, 64, 48)
+
+
+async def test_svg_and_pdf_are_not_parsed(api: Client, image_server: ImageServer) -> None:
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect/></svg>'
+    for name, data in (("i.svg", svg), ("d.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")):
+        url = image_server.add(name, data, "image/svg+xml")
+        status = await run(api, {"task_name": "image.thumb", "url": url})
+        assert status["result"].startswith("not an image"), status
