@@ -34,9 +34,12 @@ class Account:
 
 @dataclass(frozen=True)
 class SignedQuery:
-    """A GET whose query carries `account`, maybe `expires`, and `sig` over the rest."""
+    """A GET whose query carries `account`, maybe `expires`, and `sig` over the rest.
 
-    path: str
+    `paths`: the path as received, and as sent through a proxy that removes a prefix.
+    """
+
+    paths: tuple[str, ...]
     pairs: list[tuple[str, str]]
 
     def value(self, name: str) -> str | None:
@@ -107,7 +110,7 @@ class Accounts:
         account = self.by_name.get(name)
         keys = account.signing_keys if account else (UNKNOWN_ACCOUNT_KEY,)
         # Checked even for an unknown account, so timing does not tell which names exist.
-        matches = signature_matches(keys, signed.path, signed.pairs, sig)
+        matches = any(signature_matches(keys, path, signed.pairs, sig) for path in signed.paths)
         if account is None or not matches:
             raise Unauthorized("invalid signature")
         if has_expired:

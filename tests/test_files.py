@@ -249,3 +249,22 @@ async def test_files_of_a_failed_task_are_not_kept(api: Client, settings: Settin
     [status] = await create_ok(api, definition, block=True)
     assert (status["status"], "files" in status) == ("error", False)
     assert not (Path(settings.storage.path) / status["key"]).exists()
+
+
+async def test_redirects_are_built_on_public_url(
+    make_api: ApiFactory, image_server: ImageServer
+) -> None:
+    api = await make_api(server={"public_url": "https://img.example.com/taskd/"})
+    location = await file_url(api, image_server.add("p.jpg", jpeg(40, 40)))
+    assert str(location).startswith("https://img.example.com/taskd/v1/files/")
+    # Behind the proxy the same path and query is what reaches taskd.
+    assert (await api.get(location.path_qs.removeprefix("/taskd"))).status == 200
+
+
+async def test_several_files_and_no_filename_lists_the_choices(api: Client) -> None:
+    [status] = await create_ok(api, {"task_name": "test.files", "text": "a"}, block=True)
+    response = await api.get("/v1/file", params={"task": status["key"]})
+    assert response.status == 404
+    assert (await response.json())["message"] == (
+        f"task {status['key']} produced several files, choose one of: 'notes.txt', 'data.bin'"
+    )

@@ -134,3 +134,16 @@ async def test_taskd_sign_prints_a_url_the_server_accepts(
         2,
         "taskd: no account 'nobody' in the settings",
     )
+
+
+async def test_a_url_signed_with_the_public_prefix_is_accepted(
+    make_api: ApiFactory, image_server: ImageServer
+) -> None:
+    # public_url has a path: a proxy sends /taskd/v1/… to taskd as /v1/….
+    api = await make_api(server={"public_url": "https://img.example.com/taskd"})
+    url = image_server.add("x.jpg", jpeg(20, 20))
+    params = thumb_params(url)
+    for signed_path in ("/taskd/v1/create_file", "/v1/create_file"):
+        query = signed_query(SECRET, signed_path, params)
+        response = await api.get(f"/v1/create_file?{query}", allow_redirects=False)
+        assert response.status == 302, await response.text()

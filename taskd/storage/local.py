@@ -56,7 +56,9 @@ class LocalStorage:
 
     async def url(self, key: str, name: str, base: str) -> str:
         expires = str(int(time.time()) + self.url_ttl)
-        return sign_url(f"{base}/v1/files/{key}/{name}", await self.url_key(), [(EXPIRES, expires)])
+        # Signed over the path taskd serves, whatever prefix a proxy adds in front of it.
+        path = sign_url(f"/v1/files/{key}/{name}", await self.url_key(), [(EXPIRES, expires)])
+        return base + path
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(shutil.rmtree, self.root / key, True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
@@ -13,6 +14,7 @@ from taskd.auth import Credentials, SignedQuery
 from taskd.errors import InvalidRequest, Location, Problem
 from taskd.origins import request_origin
 from taskd.signing import SIG
+from taskd.web.state import SETTINGS
 
 TRUE = frozenset({"true", "1", "yes"})
 FALSE = frozenset({"false", "0", "no"})
@@ -108,7 +110,10 @@ def credentials(request: web.Request, params: Params) -> Credentials:
     signed = None
     if request.method == "GET" and SIG in request.query:
         # Only a query can be signed: a body would not be covered.
-        signed = SignedQuery(request.raw_path.split("?", 1)[0], list(request.query.items()))
+        path = request.raw_path.split("?", 1)[0]
+        prefix = urlsplit(request.app[SETTINGS].server.public_url).path.rstrip("/")
+        paths = (path, prefix + path) if prefix else (path,)
+        signed = SignedQuery(paths, list(request.query.items()))
     return Credentials(secret=secret, api_key=api_key, origin=origin, signed=signed)
 
 
