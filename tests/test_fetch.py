@@ -52,11 +52,15 @@ async def test_loopback_is_refused_without_connecting(
     assert other_loopback.hits == {}
 
 
-async def test_a_name_resolving_to_loopback_is_refused(image_server: ImageServer) -> None:
-    url = image_server.add("a.jpg", jpeg(10, 10)).replace("127.0.0.1", "localhost")
+async def test_without_allow_hosts_loopback_by_address_or_name_is_refused(
+    image_server: ImageServer,
+) -> None:
+    url = image_server.add("a.jpg", jpeg(10, 10))
     async with Fetcher(FetchSettings()) as fetcher:
-        with pytest.raises(FetchRefused, match=r"^fetch refused: localhost resolves to .*loopback"):
+        with pytest.raises(FetchRefused, match=r"^fetch refused: 127\.0\.0\.1 is a loopback"):
             await fetcher.get(url)
+        with pytest.raises(FetchRefused, match=r"^fetch refused: localhost resolves to .*loopback"):
+            await fetcher.get(url.replace("127.0.0.1", "localhost"))
     assert image_server.hits == {}
 
 
