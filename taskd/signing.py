@@ -36,7 +36,8 @@ def signature_matches(
     keys: Sequence[bytes], path: str, pairs: Sequence[tuple[str, str]], presented: str
 ) -> bool:
     """Constant-time against every key (rotation); all keys are tried whatever matched first."""
-    results = [hmac.compare_digest(signature(key, path, pairs), presented) for key in keys]
+    given = presented.encode()  # bytes: compare_digest refuses non-ASCII text
+    results = [hmac.compare_digest(signature(key, path, pairs).encode(), given) for key in keys]
     return any(results)
 
 

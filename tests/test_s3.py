@@ -117,3 +117,15 @@ async def test_task_files_from_bytes_and_paths_on_s3(make_api: ApiFactory, moto:
             f"/v1/file/{name}", params={"task": status["key"]}, allow_redirects=False
         )
         assert await fetch(response.headers["Location"]) == (200, content_type, body)
+
+
+async def test_processes_starting_together_share_the_new_bucket(
+    make_settings: SettingsFactory, signing_s3: S3Server
+) -> None:
+    settings = make_settings(storage=signing_s3.storage(bucket_name()))
+
+    async def start() -> None:
+        async with S3Storage.open(settings.storage) as storage:
+            await storage.put("K", "f", b"x", "text/plain")
+
+    await asyncio.gather(*(start() for _ in range(4)))

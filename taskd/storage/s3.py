@@ -35,9 +35,11 @@ class S3Storage:
     async def ensure_bucket(self, region: str) -> None:
         try:
             await self.client.head_bucket(Bucket=self.bucket)
+            return
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+            if error_code(exc) not in ("404", "NoSuchBucket"):
                 raise
+        try:
             if region and region != "us-east-1":
                 await self.client.create_bucket(
                     Bucket=self.bucket,
@@ -45,6 +47,10 @@ class S3Storage:
                 )
             else:
                 await self.client.create_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            # Another process (a worker, a second front end) created it first.
+            if error_code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
 
     async def put(self, key: str, name: str, data: bytes | Path, content_type: str) -> None:
         object_key = f"{key}/{name}"
@@ -91,3 +97,7 @@ async def open_client(settings: StorageSettings) -> AsyncIterator[S3Client]:
         config=config,
     ) as client:
         yield client
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
