@@ -268,3 +268,10 @@ async def test_several_files_and_no_filename_lists_the_choices(api: Client) -> N
     assert (await response.json())["message"] == (
         f"task {status['key']} produced several files, choose one of: 'notes.txt', 'data.bin'"
     )
+
+
+async def test_create_file_checks_credentials_before_the_definition(idle_api: Client) -> None:
+    body = {"secret": "wrong", "task": [{"task_name": "nope"}]}
+    response = await idle_api.post("/v1/create_file", json=body)
+    assert response.status == 401
+    assert await response.json() == {"status": "error", "message": "invalid secret"}

@@ -33,10 +33,11 @@ async def create_file(request: web.Request) -> web.StreamResponse:
 
 async def create_file_post(request: web.Request) -> web.StreamResponse:
     params = await read_params(request, json_fields=frozenset({"task"}))
-    if params.get("task") is not None and not isinstance(params.get("task"), dict):
+    admission = admit(request, params, "task")
+    if len(admission.tasks) != 1 or not isinstance(params.get("task"), dict):
         location = params.location("task")
         raise InvalidRequest([Problem("task", location, "task must be one task definition")])
-    return await create_and_answer(request, admit(request, params, "task"))
+    return await create_and_answer(request, admission)
 
 
 async def create_file_get(request: web.Request) -> web.StreamResponse:
