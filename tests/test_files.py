@@ -15,7 +15,7 @@ from taskd.settings import Settings
 from taskd.storage import sweep
 from taskd.storage.local import LocalStorage
 from taskd.web.state import RECORDS
-from tests.conftest import SECRET, ApiFactory, Client
+from tests.conftest import SECRET, ApiFactory, Client, SettingsFactory, WorkerFactory
 from tests.helpers import assert_status, create_ok
 from tests.images import ImageServer, decode, jpeg
 
@@ -224,14 +224,31 @@ async def test_files_go_with_their_record(
 ) -> None:
     api = await make_api(worker={"result_ttl": 1})
     url = image_server.add("t.jpg", jpeg(64, 64))
-    [status] = await create_ok(api, {"task_name": "image.thumb", "url": url}, block=True)
-    root = Path(settings.storage.path) / status["key"]
-    assert (root / "thumb.jpg.file").is_file()
+    [first, second] = await create_ok(
+        api, [{"task_name": "image.thumb", "url": url, "width": w} for w in (10, 20)], block=True
+    )
+    roots = [Path(settings.storage.path) / s["key"] for s in (first, second)]
+    assert all((root / "thumb.jpg.file").is_file() for root in roots)
     await asyncio.sleep(1.1)
     redis = api.app[RECORDS].redis
-    assert await sweep(redis, LocalStorage(Path(settings.storage.path), 60, redis)) == 1
-    assert not root.exists()
-    assert (await api.get("/v1/status", params={"tasks": status["key"]})).status == 404
+    assert await sweep(redis, LocalStorage(Path(settings.storage.path), 60, redis), batch=1) == 2
+    assert not any(root.exists() for root in roots)
+    assert (await api.get("/v1/status", params={"tasks": first["key"]})).status == 404
+    assert await sweep(redis, LocalStorage(Path(settings.storage.path), 60, redis)) == 0
+
+
+async def test_a_starting_worker_sweeps_expired_files(
+    make_api: ApiFactory, start_worker: WorkerFactory, make_settings: SettingsFactory
+) -> None:
+    api = await make_api(worker={"result_ttl": 1})
+    [status] = await create_ok(api, {"task_name": "test.files", "text": "x"}, block=True)
+    root = Path(make_settings().storage.path) / status["key"]
+    assert root.is_dir()
+    await asyncio.sleep(1.1)
+    await start_worker(make_settings())
+    async with asyncio.timeout(5):
+        while root.exists():
+            await asyncio.sleep(0.05)
 
 
 async def test_task_files_from_bytes_and_paths(api: Client, settings: Settings) -> None:
