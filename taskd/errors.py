@@ -2,6 +2,7 @@
 
 TaskdError
 ├── SettingsError           (taskd.settings) the configuration cannot be used
+├── StorageError            (taskd.storage) the configured storage cannot be used
 ├── TaskFailed              a task ends in `error` with exactly this message
 │   └── FetchError          (taskd.fetch) a URL refused by the guard, or its fetch failed
 └── RequestError            a client's request cannot be served

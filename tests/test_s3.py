@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from pathlib import Path
 
 import aiohttp
 from aiobotocore.session import get_session
@@ -12,7 +13,7 @@ from taskd.storage import sweep
 from taskd.storage.s3 import S3Storage, open_client
 from taskd.web.state import RECORDS
 from tests.conftest import SECRET, ApiFactory, SettingsFactory
-from tests.helpers import create_ok
+from tests.helpers import create_ok, run_taskd
 from tests.images import ImageServer, decode, jpeg
 from tests.s3_servers import S3Server
 
@@ -129,3 +130,16 @@ async def test_processes_starting_together_share_the_new_bucket(
             await storage.put("K", "f", b"x", "text/plain")
 
     await asyncio.gather(*(start() for _ in range(4)))
+
+
+def test_an_unusable_bucket_stops_serve_with_one_line(moto: S3Server, tmp_path: Path) -> None:
+    config = tmp_path / "taskd.toml"
+    config.write_text(
+        f'[redis]\nurl = "redis://127.0.0.1:1"\n[storage]\nbackend = "s3"\nbucket = "x"\n'
+        f'endpoint_url = "{moto.endpoint_url}"\naccess_key_id = "a"\nsecret_access_key = "b"\n'
+    )
+    done = run_taskd("serve", "--config", str(config))
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("taskd: storage: cannot use bucket 'x' at http://127.0.0.1:"), last
+    assert "Traceback" not in done.stderr

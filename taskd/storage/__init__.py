@@ -17,6 +17,7 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
+from taskd.errors import TaskdError
 from taskd.settings import StorageSettings
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ return due
 
 class FileNameError(ValueError):
     pass
+
+
+class StorageError(TaskdError):
+    """The configured storage cannot be used (checked when a process starts)."""
 
 
 def check_name(name: str) -> str:

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from taskd.settings import StorageSettings
+from taskd.storage import StorageError
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -29,7 +30,13 @@ class S3Storage:
         """The storage on its own client, the bucket created if it does not exist."""
         async with open_client(settings) as client:
             storage = cls(client, settings.bucket, settings.url_ttl)
-            await storage.ensure_bucket(settings.region)
+            try:
+                await storage.ensure_bucket(settings.region)
+            except (ClientError, BotoCoreError) as exc:
+                where = settings.endpoint_url or "AWS"
+                raise StorageError(
+                    f"storage: cannot use bucket {settings.bucket!r} at {where}: {exc}"
+                ) from None
             yield storage
 
     async def ensure_bucket(self, region: str) -> None:
