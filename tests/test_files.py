@@ -292,3 +292,25 @@ async def test_create_file_checks_credentials_before_the_definition(idle_api: Cl
     response = await idle_api.post("/v1/create_file", json=body)
     assert response.status == 401
     assert await response.json() == {"status": "error", "message": "invalid secret"}
+
+
+async def test_img_get_with_an_api_key_and_the_page_referer(
+    api: Client, image_server: ImageServer
+) -> None:
+    url = image_server.add("k.jpg", jpeg(30, 30))
+    params = {"task_name": "image.thumb", "url": url, "api_key": "test-key"}
+    good = await api.get(
+        "/v1/create_file/k.jpg",
+        params=params,
+        headers={"Referer": "https://example.com/gallery.html"},
+        allow_redirects=False,
+    )
+    assert good.status == 302
+    bad = await api.get(
+        "/v1/create_file/k.jpg",
+        params=params,
+        headers={"Referer": "https://example.com.evil.net/"},
+        allow_redirects=False,
+    )
+    assert bad.status == 401
+    assert (await bad.json())["message"] == "referrer not allowed: https://example.com.evil.net"
