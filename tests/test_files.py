@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiohttp import ClientResponse
 import pytest
+from aiohttp import ClientResponse
 from yarl import URL
 
 from taskd.settings import Settings
