@@ -1,6 +1,8 @@
 -- Shared by every transition: a record's status JSON is composed here and nowhere else.
 -- Stored fields are raw JSON fragments (progress, result, files) or plain strings.
-local FIELDS = {'status', 'queued', 'started', 'completed', 'progress', 'result', 'files'}
+-- `cache`/`cache_ttl`: the result-cache entry a GET create_file made for this task, if any.
+local FIELDS = {'status', 'queued', 'started', 'completed', 'progress', 'result', 'files',
+  'cache', 'cache_ttl'}
 
 local function load(rk)
   local values = redis.call('HMGET', rk, unpack(FIELDS))
@@ -43,13 +45,12 @@ local function settle(rk, pending_key, key, r, status, completed, result, ttl)
   r.status, r.completed, r.result = status, completed, result
   local json = commit(rk, key, r, {'status', status, 'completed', completed, 'result', result})
   redis.call('EXPIRE', rk, ttl)
-  local cache = redis.call('HMGET', rk, 'cache', 'cache_ttl')
-  if cache[1] then
+  if r.cache then
     -- The result cache serves a success for cache_ttl from now; a failure is not reused.
     if status == 'success' then
-      redis.call('EXPIRE', cache[1], math.min(tonumber(cache[2]), tonumber(ttl)))
-    elseif redis.call('GET', cache[1]) == key then
-      redis.call('DEL', cache[1])
+      redis.call('EXPIRE', r.cache, math.min(tonumber(r.cache_ttl), tonumber(ttl)))
+    elseif redis.call('GET', r.cache) == key then
+      redis.call('DEL', r.cache)
     end
   end
   if redis.call('DECR', pending_key) <= 0 then redis.call('DEL', pending_key) end

@@ -63,11 +63,14 @@ class LocalStorage:
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(shutil.rmtree, self.root / key, True)
 
-    def content_type(self, key: str, name: str) -> str | None:
+    def stored(self, key: str, name: str) -> tuple[Path, str] | None:
+        """The file and its content type, if it exists (blocking: call it in a thread)."""
+        path = self.path(key, name)
         try:
-            return self.content_type_path(key, name).read_text()
+            content_type = self.content_type_path(key, name).read_text()
         except OSError:
             return None
+        return (path, content_type) if path.is_file() else None
 
     async def url_key(self) -> bytes:
         """The key of file URLs: made once, by whichever process asks first."""

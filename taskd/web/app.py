@@ -12,7 +12,7 @@ from taskd.web import cancel, catalog, create, files, local_files, status
 from taskd.web.cors import add_cors_headers, preflight
 from taskd.web.errors import error_middleware
 from taskd.web.hits import RecentHits
-from taskd.web.state import ACCOUNTS, CATALOG, HITS, REGISTRY, SETTINGS, redis_context
+from taskd.web.state import ACCOUNTS, CATALOG, HITS, REGISTRY, SETTINGS, resources_context
 
 
 def create_app(settings: Settings, registry: Registry | None = None) -> web.Application:
@@ -25,7 +25,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     app[REGISTRY] = registry
     app[CATALOG] = orjson.dumps({"tasks": registry.catalog()})
     app[HITS] = RecentHits()
-    app.cleanup_ctx.append(redis_context)
+    app.cleanup_ctx.append(resources_context)
     app.on_response_prepare.append(add_cors_headers)
     routes = [
         ("POST", "/v1/create", create.create),

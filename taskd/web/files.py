@@ -10,14 +10,15 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from taskd.errors import InvalidRequest, NotFound, Problem, UnknownKeys
-from taskd.records import CacheEntry, Snapshot, cache_key, is_terminal
+from taskd.errors import InvalidRequest, NotFound, Problem
+from taskd.records import CacheEntry, Snapshot, cache_key, is_terminal, status_of
 from taskd.signing import EXPIRES, SIG
 from taskd.web.create import Admission, admit, enqueue_watched
 from taskd.web.hits import HitKey, hit_key
 from taskd.web.params import Params, parse_query_json, read_params
 from taskd.web.responses import json_bytes
 from taskd.web.state import HITS, HUB, RECORDS, REGISTRY, SETTINGS, STORAGE
+from taskd.web.status import watched
 from taskd.web.waiting import wait_all
 
 # Query parameters of a GET create_file that are credentials, not task parameters.
@@ -61,7 +62,7 @@ async def create_file_get(request: web.Request) -> web.StreamResponse:
         CacheEntry(cache_key(admission.account.name, task.definition), ttl),
     )
     if not is_terminal(snapshot.json):
-        snapshot = await wait_for(request, key)
+        snapshot = await wait_for(request, params, key)
     return await answer(request, snapshot, recent)
 
 
@@ -79,17 +80,13 @@ async def file(request: web.Request) -> web.StreamResponse:
         raise InvalidRequest(
             [Problem("task", params.location("task", "querystring"), "task is missing")]
         )
-    return await answer(request, await wait_for(request, key, params))
+    return await answer(request, await wait_for(request, params, key))
 
 
-async def wait_for(request: web.Request, key: str, params: Params | None = None) -> Snapshot:
+async def wait_for(request: web.Request, params: Params, key: str) -> Snapshot:
     """The task's status once terminal, or when max_block_seconds have passed."""
     async with request.app[HUB].watch([key]) as listener:
-        snapshot = (await request.app[RECORDS].read([key]))[0]
-        if snapshot is None:
-            location = params.location("task", "querystring") if params else "querystring"
-            raise UnknownKeys("task", location, [key])
-        listener.seed(key, snapshot)
+        await watched(request, params, [key], listener, name="task")
         await wait_all(listener, request.app[SETTINGS].server.max_block_seconds)
         return listener.seen[key]
 
@@ -112,11 +109,11 @@ async def answer(
 
     With `recent`, a cached result: the redirect is remembered for identical requests.
     """
-    status = orjson.loads(snapshot.json)
     if not is_terminal(snapshot.json):
         return json_bytes(snapshot.json, 504)
-    if status["status"] == "error":
+    if status_of(snapshot.json) == "error":
         return json_bytes(snapshot.json, 400)
+    status = orjson.loads(snapshot.json)
     settings = request.app[SETTINGS]
     name = choose(status, request.match_info.get("filename"))
     base = settings.server.public_url.rstrip("/") or f"{request.scheme}://{request.host}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiohttp import web
@@ -23,10 +24,10 @@ async def serve(request: web.Request) -> web.StreamResponse:
     good = signature_matches([await storage.url_key()], path, pairs, request.query.get(SIG, ""))
     if not good or expired(pairs) is not False:
         raise Forbidden("invalid or expired file URL: ask /v1/file?task=KEY for a new one")
-    content_type = storage.content_type(key, name)
-    file = storage.path(key, name)
-    if content_type is None or not file.is_file():
+    stored = await asyncio.to_thread(storage.stored, key, name)
+    if stored is None:
         raise NotFound(f"no such file: {name} of task {key}")
+    file, content_type = stored
     # The bytes at this URL never change; the URL itself expires.
     remaining = max(0, int(request.query["expires"]) - int(time.time()))
     headers = {

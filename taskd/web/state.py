@@ -28,7 +28,8 @@ CALLBACKS = web.AppKey("callbacks", Callbacks)
 HITS = web.AppKey("hits", RecentHits)
 
 
-async def redis_context(app: web.Application) -> AsyncIterator[None]:
+async def resources_context(app: web.Application) -> AsyncIterator[None]:
+    """Redis and its event hub, the storage, the fetcher for callbacks: opened, then closed."""
     settings = app[SETTINGS]
     redis = redis_client(settings.redis)
     records = Records(redis, settings.worker.result_ttl)

@@ -13,19 +13,22 @@ from taskd.web.state import HUB, RECORDS, SETTINGS
 from taskd.web.waiting import current, seed, stream, wait_all
 
 
-async def known(request: web.Request, params: Params, keys: list[str]) -> list[Snapshot]:
-    """The current status of every key; 404 naming each unknown or expired one."""
+async def known(
+    request: web.Request, params: Params, keys: list[str], name: str = "tasks"
+) -> list[Snapshot]:
+    """The current status of every key; 404 naming each unknown or expired one under `name`."""
     snapshots = await request.app[RECORDS].read(keys)
     unknown = [k for k, s in zip(keys, snapshots, strict=True) if s is None]
     if unknown:
-        raise UnknownKeys("tasks", params.location("tasks", "querystring"), unknown)
+        raise UnknownKeys(name, params.location(name, "querystring"), unknown)
     return [s for s in snapshots if s is not None]
 
 
 async def watched(
-    request: web.Request, params: Params, keys: list[str], listener: Listener
+    request: web.Request, params: Params, keys: list[str], listener: Listener, name: str = "tasks"
 ) -> None:
-    seed(listener, keys, await known(request, params, keys))
+    """Seed a listener that is already subscribed: subscribe first, then read."""
+    seed(listener, keys, await known(request, params, keys, name))
 
 
 async def status(request: web.Request) -> web.StreamResponse:
