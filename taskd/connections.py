@@ -32,9 +32,25 @@ def require_redis(settings: RedisSettings) -> None:
         )
 
 
-def redis_client(settings: RedisSettings) -> Redis:
-    """A client whose pool waits for a free connection instead of opening without bound."""
+# Commands never block inside Redis, so an answer slower than this means Redis is gone:
+# requests then get a 503 within seconds instead of hanging.
+CONNECT_TIMEOUT = 2.0
+COMMAND_TIMEOUT = 3.0
+
+
+def redis_client(settings: RedisSettings, *, listening: bool = False) -> Redis:
+    """A client whose pool waits for a free connection instead of opening without bound.
+
+    `listening`: for pub/sub connections, which are silent while nothing happens (no read
+    timeout; TCP keepalive notices a peer that vanished).
+    """
     require_redis(settings)
+    options: dict[str, object] = {
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_timeout": None if listening else COMMAND_TIMEOUT,
+    }
+    if not settings.url.startswith("unix:"):
+        options["socket_keepalive"] = True
     if settings.sentinels:
         addresses = [(h, int(p)) for h, _, p in (a.rpartition(":") for a in settings.sentinels)]
         pool: BlockingConnectionPool = BlockingSentinelPool(  # type: ignore[no-untyped-call]
@@ -42,9 +58,10 @@ def redis_client(settings: RedisSettings) -> Redis:
             Sentinel(addresses),  # type: ignore[no-untyped-call]
             max_connections=settings.max_connections,
             timeout=None,
+            **options,
         )
         return Redis(connection_pool=pool)
     pool = BlockingConnectionPool.from_url(
-        settings.url, max_connections=settings.max_connections, timeout=None
+        settings.url, max_connections=settings.max_connections, timeout=None, **options
     )
     return Redis(connection_pool=pool)

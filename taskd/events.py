@@ -17,11 +17,11 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
 from taskd.connections import REDIS_UNAVAILABLE
-from taskd.records import Snapshot, channel, is_terminal
+from taskd.keys import Keys
+from taskd.records import Snapshot, is_terminal
 
 log = logging.getLogger(__name__)
 
-PREFIX = channel("").encode()
 CATCH_UP_WAIT = 10.0  # seconds to wait for resubscription before reading anyway
 Resync = Callable[[Sequence[str]], Awaitable[list[Snapshot | None]]]
 
@@ -88,8 +88,9 @@ class Subscription:
 
 
 class EventHub:
-    def __init__(self, redis: Redis, resync: Resync, queue_size: int = 64) -> None:
-        self.redis = redis
+    def __init__(self, redis: Redis, keys: Keys, resync: Resync, queue_size: int = 64) -> None:
+        self.redis = redis  # its pool makes our one connection; it must have no read timeout
+        self.prefix = keys.channel_prefix.encode()
         self.resync = resync
         self.queue_size = queue_size
         self.subscriptions: dict[bytes, Subscription] = {}
@@ -133,7 +134,7 @@ class EventHub:
         new: list[bytes] = []
         waits: list[asyncio.Event] = []
         for key in listener.keys:
-            name = PREFIX + key.encode()
+            name = self.prefix + key.encode()
             sub = self.subscriptions.get(name)
             if sub is None:
                 sub = self.subscriptions[name] = Subscription()
@@ -148,7 +149,7 @@ class EventHub:
     async def _unsubscribe(self, listener: Listener) -> None:
         gone: list[bytes] = []
         for key in listener.keys:
-            name = PREFIX + key.encode()
+            name = self.prefix + key.encode()
             sub = self.subscriptions.get(name)
             if sub is None:
                 continue
@@ -190,7 +191,7 @@ class EventHub:
                 return
             version, _, json = data.partition(b" ")
             snapshot = Snapshot(int(version), json)
-            key = name[len(PREFIX) :].decode()
+            key = name[len(self.prefix) :].decode()
             for listener in sub.listeners:
                 listener.offer(key, snapshot)
         elif kind in (b"subscribe", b"unsubscribe"):
@@ -238,14 +239,14 @@ class EventHub:
                     sub = self.subscriptions.get(name)
                     if sub is not None:
                         await sub.confirmed.wait()
-        keys = [name[len(PREFIX) :].decode() for name in names]
+        keys = [name[len(self.prefix) :].decode() for name in names]
         try:
             snapshots = await self.resync(keys)
         except REDIS_UNAVAILABLE as exc:
             log.warning("event hub: catching up failed (%s)", exc)
             return
         for key, snapshot in zip(keys, snapshots, strict=True):
-            sub = self.subscriptions.get(PREFIX + key.encode())
+            sub = self.subscriptions.get(self.prefix + key.encode())
             if sub is not None and snapshot is not None:
                 for listener in sub.listeners:
                     listener.offer(key, snapshot)

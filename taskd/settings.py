@@ -49,6 +49,9 @@ class RedisSettings(Section):
     sentinel_master: str = ""
     # Commands in flight at once per process; callers wait for a free connection beyond it.
     max_connections: Annotated[int, Field(ge=1)] = 16
+    # Starts every key and channel taskd owns: deployments with different prefixes share a
+    # Redis without seeing each other's tasks.
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "taskd"
 
     @field_validator("sentinels")
     @classmethod
@@ -86,6 +89,12 @@ class WorkerSettings(Section):
     result_ttl: Annotated[int, Field(ge=1)] = 86400
     # Safety net only: workers wake on a pub/sub message the moment a task is queued.
     poll_interval: Annotated[float, Field(gt=0)] = 1.0
+    # A running task's lease, renewed by its living worker: a task whose worker died runs
+    # again within this many seconds; after max_tries attempts it ends "worker lost".
+    lease: Annotated[float, Field(ge=0.5)] = 30
+    max_tries: Annotated[int, Field(ge=1)] = 3
+    # SIGTERM: running tasks get this long to finish, then go back to the queue at once.
+    shutdown_grace: Annotated[float, Field(ge=0)] = 5
 
 
 class StorageSettings(Section):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,7 @@ from taskd.settings import Settings, parse_settings
 from taskd.web.app import RUNNER_OPTIONS, create_app
 from tests.images import ImageServer
 from tests.s3_servers import S3Server, moto_server, s3rver
-from workers import build_worker
-from workers.wakeup import WakeupWorker
+from workers import Worker
 
 SECRET = "test-secret"
 API_KEY = "test-key"
@@ -28,7 +27,7 @@ OTHER_SECRET = "other-secret"
 
 Client = TestClient[Any, Any]
 SettingsFactory = Callable[..., Settings]
-WorkerFactory = Callable[[Settings], Awaitable[WakeupWorker]]
+WorkerFactory = Callable[[Settings], Awaitable["RunningWorker"]]
 ClientFactory = Callable[[Settings], Awaitable[Client]]
 ApiFactory = Callable[..., Awaitable[Client]]
 
@@ -81,6 +80,8 @@ def make_settings(redis_server: RedisServer, tmp_path: Path) -> SettingsFactory:
     def make(**sections: dict[str, Any]) -> Settings:
         base: dict[str, Any] = {
             "server": {"max_block_seconds": 10},
+            # A test's workers stop at once: what they still run goes back to the queue.
+            "worker": {"shutdown_grace": 0},
             "redis": {"url": redis_server.url},
             "tasks": {"modules": ["tasks", "tests.sample_tasks"]},
             "storage": {"path": str(tmp_path / "files")},
@@ -104,22 +105,37 @@ def settings(make_settings: SettingsFactory) -> Settings:
     return make_settings()
 
 
+@dataclass
+class RunningWorker:
+    """A worker engine running in the test's event loop."""
+
+    worker: Worker
+    task: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        """What SIGTERM does to `taskd worker`; returns once it has stopped."""
+        await self.worker.stop()
+        await self.task
+
+
 @pytest.fixture
 async def start_worker() -> AsyncIterator[WorkerFactory]:
-    workers: list[tuple[WakeupWorker, asyncio.Task[None]]] = []
+    workers: list[RunningWorker] = []
 
-    async def start(settings: Settings) -> WakeupWorker:
-        worker = build_worker(settings)
-        worker.main_task = asyncio.create_task(worker.main())
-        workers.append((worker, worker.main_task))
-        return worker
+    async def start(settings: Settings) -> RunningWorker:
+        worker = Worker(settings)
+        running = RunningWorker(worker, asyncio.create_task(worker.run()))
+        workers.append(running)
+        started = asyncio.create_task(worker.started.wait())
+        await asyncio.wait([started, running.task], return_when=asyncio.FIRST_COMPLETED)
+        if running.task.done():
+            running.task.result()  # raises what stopped it
+        return running
 
     yield start
-    for worker, task in workers:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await worker.close()
+    for running in workers:
+        if not running.task.done():
+            await running.stop()
 
 
 @pytest.fixture

@@ -231,11 +231,12 @@ async def test_files_go_with_their_record(
     roots = [Path(settings.storage.path) / s["key"] for s in (first, second)]
     assert all((root / "thumb.jpg.file").is_file() for root in roots)
     await asyncio.sleep(1.1)
-    redis = api.app[RECORDS].redis
-    assert await sweep(redis, LocalStorage(Path(settings.storage.path), 60, redis), batch=1) == 2
+    redis, keys = api.app[RECORDS].redis, api.app[RECORDS].keys
+    storage = LocalStorage(Path(settings.storage.path), 60, redis, keys.url_key)
+    assert await sweep(redis, keys, storage, batch=1) == 2
     assert not any(root.exists() for root in roots)
     assert (await api.get("/v1/status", params={"tasks": first["key"]})).status == 404
-    assert await sweep(redis, LocalStorage(Path(settings.storage.path), 60, redis)) == 0
+    assert await sweep(redis, keys, storage) == 0
 
 
 async def test_a_starting_worker_sweeps_expired_files(

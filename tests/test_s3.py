@@ -69,7 +69,7 @@ async def test_s3_files_go_with_their_record(
     await asyncio.sleep(1.1)
     settings = make_settings(storage=moto.storage(bucket))
     async with S3Storage.open(settings.storage) as storage:
-        assert await sweep(api.app[RECORDS].redis, storage) == 1
+        assert await sweep(api.app[RECORDS].redis, api.app[RECORDS].keys, storage) == 1
     assert await objects(moto, bucket) == []
 
 

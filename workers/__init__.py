@@ -1,5 +1,5 @@
-"""The arq entry: a worker built from taskd settings and the task registry."""
+"""The worker side: the engine that claims, runs and settles tasks, and its process."""
 
-from workers.settings import WorkerSettings, build_worker, run_worker
+from workers.worker import Worker, run_worker
 
-__all__ = ["WorkerSettings", "build_worker", "run_worker"]
+__all__ = ["Worker", "run_worker"]

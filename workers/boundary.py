@@ -1,4 +1,4 @@
-"""The one error boundary: whatever a task does, its record ends in `success` or `error`."""
+"""The one error boundary: whatever a task does, its attempt ends in an Outcome."""
 
 from __future__ import annotations
 
@@ -6,22 +6,20 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from functools import partial
-from typing import Any
 
 import orjson
 
-from taskd.callbacks import callback_url
-from taskd.context import TaskContext
+from taskd.connections import REDIS_ERRORS
+from taskd.context import ProgressReporter, TaskContext
 from taskd.errors import TaskFailed
+from taskd.jobs import Job
+from taskd.queue import Outcome
 from taskd.records import Records
 from taskd.registry import Registry
 from taskd.settings import Settings
 from workers.services import Services
 
 log = logging.getLogger(__name__)
-BOUNDARY = "taskd.boundary"
-SERVICES = "taskd.services"
 
 
 @dataclass(frozen=True)
@@ -29,6 +27,72 @@ class Boundary:
     settings: Settings
     registry: Registry
     records: Records
+    services: Services
+
+    async def run(self, job: Job) -> Outcome:
+        """Run one attempt under job_timeout. Only a cancellation by the engine propagates
+        (abort, lost lease, shutdown); anything else the task raises is an `error`."""
+        context = TaskContext(
+            job.key,
+            job.name,
+            self.reporter(job),
+            self.settings.machines,
+            self.services.storage,
+            self.services.fetcher,
+        )
+        try:
+            status, result = await self.outcome_of(job, context)
+        except asyncio.CancelledError:
+            await self.discard_files(context)
+            raise
+        if status != "success":
+            await self.discard_files(context)
+        return Outcome(job, status, result, context.files if status == "success" else ())
+
+    async def outcome_of(self, job: Job, context: TaskContext) -> tuple[str, bytes]:
+        timeout = self.settings.worker.job_timeout
+        deadline: asyncio.Timeout | None = None
+        try:
+            if job.unreadable is not None:
+                raise TaskFailed(f"cannot read the job: {job.unreadable}")
+            if job.name not in self.registry:
+                raise TaskFailed(f"unknown task: {job.name!r}")
+            spec = self.registry[job.name]
+            params = spec.params.model_validate(job.params)
+            async with asyncio.timeout(timeout) as deadline:
+                result = await spec.run(context, params)
+            return "success", orjson.dumps(result)
+        except TimeoutError as exc:
+            if deadline is not None and deadline.expired():
+                return "error", orjson.dumps(f"timeout after {timeout:g} s")
+            return "error", self.failure(job, exc)
+        except asyncio.CancelledError as exc:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the engine's own cancellation
+            return "error", self.failure(job, exc)  # the task's own CancelledError
+        except BaseException as exc:  # every task ends: SystemExit and the like included
+            return "error", self.failure(job, exc)
+
+    def failure(self, job: Job, exc: BaseException) -> bytes:
+        if not isinstance(exc, TaskFailed):
+            log.error("task %s (%s) failed", job.key, job.name, exc_info=exc)
+        return orjson.dumps(one_line(exc))
+
+    def reporter(self, job: Job) -> ProgressReporter:
+        async def report(value: object) -> None:
+            try:
+                await self.records.progress(job.key, job.attempt, value)
+            except REDIS_ERRORS as exc:  # progress is informative: the task goes on
+                log.warning("task %s: progress not published: %s", job.key, exc)
+
+        return report
+
+    async def discard_files(self, context: TaskContext) -> None:
+        """Files of a task that did not succeed are never listed: don't keep them either."""
+        if context.files:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.services.storage.delete(context.key))
 
 
 def one_line(exc: BaseException) -> str:
@@ -37,72 +101,3 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, TaskFailed):
         return text[0] if text else "failed"
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-async def run_task(
-    ctx: dict[str, Any],
-    key: str,
-    account: str,
-    name: str,
-    params: dict[str, Any],
-    callbacks: dict[str, str] | None = None,
-) -> None:
-    """The arq job function behind every named task."""
-    boundary: Boundary = ctx[BOUNDARY]
-    services: Services = ctx[SERVICES]
-    records = boundary.records
-    if not await records.start(key):
-        return  # cancelled while queued
-    context = TaskContext(
-        key,
-        name,
-        partial(records.progress, key),
-        boundary.settings.machines,
-        services.storage,
-        services.fetcher,
-    )
-    try:
-        outcome, body = await outcome_of(boundary, context, params)
-    except asyncio.CancelledError:
-        # An abort (the record already says "cancelled") or a shutdown (arq retries).
-        await discard_files(services, context)
-        raise
-    log.info("task %s (%s): %s", key, name, outcome)
-    files = context.files if outcome == "success" else []
-    if outcome != "success":
-        await discard_files(services, context)
-    if await records.finish(key, account, outcome, body, files):
-        url = callback_url(callbacks or {}, outcome)
-        if url:
-            snapshot = (await records.read([key]))[0]
-            if snapshot is not None:
-                services.callbacks.send(key, url, snapshot.json)
-
-
-async def outcome_of(
-    boundary: Boundary, context: TaskContext, params: dict[str, Any]
-) -> tuple[str, bytes]:
-    """Run the task under job_timeout: ("success", result) or ("error", message), as JSON."""
-    timeout = boundary.settings.worker.job_timeout
-    try:
-        spec = boundary.registry[context.name]
-        async with asyncio.timeout(timeout) as deadline:
-            result = await spec.run(context, spec.params.model_validate(params))
-        return "success", orjson.dumps(result)
-    except TimeoutError:
-        if not deadline.expired():
-            raise
-        return "error", orjson.dumps(f"timeout after {timeout:g} s")
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        if not isinstance(exc, TaskFailed):
-            log.exception("task %s (%s) failed", context.key, context.name)
-        return "error", orjson.dumps(one_line(exc))
-
-
-async def discard_files(services: Services, context: TaskContext) -> None:
-    """Files of a task that did not succeed are never listed: don't keep them either."""
-    if context.files:
-        with contextlib.suppress(Exception):
-            await asyncio.shield(services.storage.delete(context.key))

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from taskd.callbacks import Callbacks
 from taskd.connections import REDIS_ERRORS
 from taskd.fetch import Fetcher
+from taskd.keys import Keys
 from taskd.settings import Settings
 from taskd.storage import Storage, open_storage, sweep
 
@@ -28,13 +29,13 @@ class Services:
 
 
 @contextlib.asynccontextmanager
-async def open_services(settings: Settings, redis: Redis) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, redis: Redis, keys: Keys) -> AsyncIterator[Services]:
     async with (
-        open_storage(settings.storage, redis) as storage,
+        open_storage(settings.storage, redis, keys) as storage,
         Fetcher(settings.fetch) as fetcher,
     ):
         callbacks = Callbacks(fetcher)
-        sweeper = asyncio.create_task(sweep_forever(redis, storage), name="taskd-sweeper")
+        sweeper = asyncio.create_task(sweep_forever(redis, keys, storage), name="taskd-sweeper")
         try:
             yield Services(storage, fetcher, callbacks)
         finally:
@@ -44,11 +45,11 @@ async def open_services(settings: Settings, redis: Redis) -> AsyncIterator[Servi
             await callbacks.close()
 
 
-async def sweep_forever(redis: Redis, storage: Storage) -> None:
+async def sweep_forever(redis: Redis, keys: Keys, storage: Storage) -> None:
     """Delete files whose records expired; any worker may do it, each task's files once."""
     while True:
         try:
-            swept = await sweep(redis, storage)
+            swept = await sweep(redis, keys, storage)
             if swept:
                 log.info("deleted the files of %d expired tasks", swept)
         except REDIS_ERRORS as exc:

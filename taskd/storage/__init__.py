@@ -1,8 +1,8 @@
 """Output files behind one small interface: a local directory (default) or an S3 bucket.
 
 Files are stored as `{task key}/{name}`; `url` gives the address a client is redirected to.
-Files expire with their task record: `finish.lua` schedules them in `EXPIRING`, `sweep`
-deletes what is due.
+Files expire with their task record: settling a task with files schedules them in
+`Keys.expiring`, `sweep` deletes what is due.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from typing import Protocol
 from redis.asyncio import Redis
 
 from taskd.errors import TaskdError
+from taskd.keys import Keys
 from taskd.settings import StorageSettings
 
 log = logging.getLogger(__name__)
 
 # Names are URL path segments and file names at once: nothing to encode, nothing hidden.
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-EXPIRING = "taskd:files:expiring"
 # Take due task keys off the schedule atomically, so concurrent sweepers never share one.
 # KEYS: schedule. ARGV: now_ms, batch size.
 TAKE_DUE = """
@@ -63,7 +63,9 @@ class Storage(Protocol):
 
 
 @contextlib.asynccontextmanager
-async def open_storage(settings: StorageSettings, redis: Redis) -> AsyncIterator[Storage]:
+async def open_storage(
+    settings: StorageSettings, redis: Redis, keys: Keys
+) -> AsyncIterator[Storage]:
     """The configured backend, its clients opened here and closed on exit."""
     if settings.backend == "s3":
         from taskd.storage.s3 import S3Storage
@@ -73,15 +75,15 @@ async def open_storage(settings: StorageSettings, redis: Redis) -> AsyncIterator
     else:
         from taskd.storage.local import LocalStorage
 
-        yield LocalStorage(Path(settings.path), settings.url_ttl, redis)
+        yield LocalStorage(Path(settings.path), settings.url_ttl, redis, keys.url_key)
 
 
-async def sweep(redis: Redis, storage: Storage, batch: int = 100) -> int:
+async def sweep(redis: Redis, keys: Keys, storage: Storage, batch: int = 100) -> int:
     """Delete the files of tasks whose records have expired; returns how many tasks."""
     take_due = redis.register_script(TAKE_DUE)
     swept = 0
     while True:
-        due = await take_due(keys=[EXPIRING], args=[int(time.time() * 1000), batch])
+        due = await take_due(keys=[keys.expiring], args=[int(time.time() * 1000), batch])
         for raw in due:
             key = raw.decode()
             try:

@@ -14,15 +14,14 @@ from redis.asyncio import Redis
 
 from taskd.signing import EXPIRES, sign_url
 
-# Shared by every front end through Redis, so any of them can check a URL another one signed.
-URL_KEY = "taskd:files:url-key"
-
 
 class LocalStorage:
-    def __init__(self, root: Path, url_ttl: int, redis: Redis) -> None:
+    def __init__(self, root: Path, url_ttl: int, redis: Redis, url_key: str) -> None:
         self.root = root
         self.url_ttl = url_ttl
         self.redis = redis
+        # Shared by every front end through Redis: any of them checks a URL another signed.
+        self.url_key_name = url_key
         self._url_key: bytes | None = None
 
     def path(self, key: str, name: str) -> Path:
@@ -75,7 +74,7 @@ class LocalStorage:
     async def url_key(self) -> bytes:
         """The key of file URLs: made once, by whichever process asks first."""
         if self._url_key is None:
-            await self.redis.set(URL_KEY, secrets.token_bytes(32), nx=True)
-            self._url_key = await self.redis.get(URL_KEY)
+            await self.redis.set(self.url_key_name, secrets.token_bytes(32), nx=True)
+            self._url_key = await self.redis.get(self.url_key_name)
             assert self._url_key is not None
         return self._url_key

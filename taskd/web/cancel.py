@@ -20,9 +20,9 @@ async def cancel(request: web.Request) -> web.Response:
     if unknown:
         raise UnknownKeys("tasks", params.location("tasks"), unknown)
     for key, owner in zip(keys, owners, strict=True):
-        if owner != account.name:
+        if owner is not None and owner.account != account.name:
             raise Forbidden(f"task {key} belongs to another account")
-    outcomes = await request.app[RECORDS].cancel(keys, account.name)
+    outcomes = await request.app[RECORDS].cancel(keys, [o for o in owners if o is not None])
     for key, (status, definition) in zip(keys, outcomes, strict=True):
         errback = orjson.loads(definition).get("url_errback") if definition else None
         if errback:

@@ -11,7 +11,7 @@ import orjson
 from aiohttp import web
 
 from taskd.errors import InvalidRequest, NotFound, Problem
-from taskd.records import CacheEntry, Snapshot, cache_key, is_terminal, status_of
+from taskd.records import CacheEntry, Snapshot, is_terminal, status_of
 from taskd.signing import EXPIRES, SIG
 from taskd.web.create import Admission, admit, enqueue_watched
 from taskd.web.hits import HitKey, hit_key
@@ -59,7 +59,7 @@ async def create_file_get(request: web.Request) -> web.StreamResponse:
         admission.account.limits,
         task,
         admission.keys[0],
-        CacheEntry(cache_key(admission.account.name, task.definition), ttl),
+        CacheEntry(request.app[RECORDS].keys.cache(admission.account.name, task.definition), ttl),
     )
     if not is_terminal(snapshot.json):
         snapshot = await wait_for(request, params, key)

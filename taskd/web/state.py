@@ -11,6 +11,7 @@ from taskd.callbacks import Callbacks
 from taskd.connections import redis_client
 from taskd.events import EventHub
 from taskd.fetch import Fetcher
+from taskd.keys import Keys
 from taskd.records import Records
 from taskd.registry import Registry
 from taskd.settings import Settings
@@ -31,14 +32,16 @@ HITS = web.AppKey("hits", RecentHits)
 async def resources_context(app: web.Application) -> AsyncIterator[None]:
     """Redis and its event hub, the storage, the fetcher for callbacks: opened, then closed."""
     settings = app[SETTINGS]
+    keys = Keys(settings.redis.prefix)
     redis = redis_client(settings.redis)
-    records = Records(redis, settings.worker.result_ttl)
-    hub = EventHub(redis, records.read)
+    listener = redis_client(settings.redis, listening=True)
+    records = Records(redis, keys, settings.worker.result_ttl)
+    hub = EventHub(listener, keys, records.read)
     await hub.start()
     app[RECORDS], app[HUB] = records, hub
     try:
         async with (
-            open_storage(settings.storage, redis) as storage,
+            open_storage(settings.storage, redis, keys) as storage,
             Fetcher(settings.fetch) as fetcher,
         ):
             app[STORAGE], app[CALLBACKS] = storage, Callbacks(fetcher)
@@ -48,4 +51,5 @@ async def resources_context(app: web.Application) -> AsyncIterator[None]:
                 await app[CALLBACKS].close()
     finally:
         await hub.close()
+        await listener.aclose(close_connection_pool=True)
         await redis.aclose(close_connection_pool=True)
