@@ -8,7 +8,6 @@ import importlib
 import logging
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,7 +16,7 @@ import orjson
 from taskd.connections import require_redis
 from taskd.errors import TaskdError
 from taskd.logs import setup_logging
-from taskd.settings import Settings, load_settings
+from taskd.settings import Settings, config_path, load_settings
 
 
 def parser() -> argparse.ArgumentParser:
@@ -67,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     from taskd.supervisor import run as run_all
 
-    return run_all(settings, Path(args.config or "config/taskd.toml"))
+    return run_all(settings, config_path(args.config))
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:

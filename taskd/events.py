@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from taskd.connections import REDIS_UNAVAILABLE
+from taskd.connections import COMMAND_TIMEOUT, REDIS_UNAVAILABLE
 from taskd.keys import Keys
 from taskd.records import Snapshot, is_terminal
 
@@ -141,10 +143,17 @@ class EventHub:
                 new.append(name)
             sub.listeners.add(listener)
             waits.append(sub.confirmed)
+        if not self._connected:
+            # Answer now (503) rather than wait for Redis to come back.
+            raise RedisConnectionError("the event hub is not connected to redis")
         if new:
             await self._send(b"SUBSCRIBE", new)
-        for event in waits:
-            await event.wait()
+        try:
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                for event in waits:
+                    await event.wait()
+        except TimeoutError:
+            raise RedisTimeoutError("redis did not confirm a subscription") from None
 
     async def _unsubscribe(self, listener: Listener) -> None:
         gone: list[bytes] = []

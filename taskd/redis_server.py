@@ -81,6 +81,12 @@ class RedisServer:
             time.sleep(0.01)
         return self
 
+    def running(self) -> subprocess.Popen[bytes]:
+        """The process, once started."""
+        if self.process is None:
+            raise RedisServerError("redis-server is not started")
+        return self.process
+
     def ping(self) -> bool:
         family = socket.AF_INET if self.port else socket.AF_UNIX
         address: tuple[str, int] | str = ("127.0.0.1", self.port) if self.port else str(self.socket)

@@ -173,10 +173,16 @@ ENV_OVERRIDES = {
 }
 
 
-def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Read `path` (else TASKD_CONFIG, else config/taskd.toml) and apply env overrides."""
+def config_path(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """`path`, else TASKD_CONFIG, else config/taskd.toml."""
     env = os.environ if env is None else env
-    config = Path(path or env.get("TASKD_CONFIG") or DEFAULT_CONFIG)
+    return Path(path or env.get("TASKD_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings file (see config_path) and apply env overrides."""
+    env = os.environ if env is None else env
+    config = config_path(path, env)
     try:
         data: dict[str, Any] = tomllib.loads(config.read_text(encoding="utf-8"))
     except FileNotFoundError:

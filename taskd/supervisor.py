@@ -1,4 +1,5 @@
-"""`taskd run`: the whole service on one machine: redis-server, one HTTP server, one worker."""
+"""`taskd run`: the whole service on one machine (redis-server, one HTTP server, one worker),
+supervised: a child that exits unasked is started again."""
 
 from __future__ import annotations
 
@@ -10,16 +11,25 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import orjson
 
+from taskd.errors import TaskdError
 from taskd.process import die_with_parent
 from taskd.redis_server import RedisServer
 from taskd.settings import Settings
 
 log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+# A child that exits unasked is started again after this long, doubling up to the maximum;
+# one that had lived this long before it exited starts from the minimum again.
+BACKOFF_MIN, BACKOFF_MAX = 1.0, 30.0
+STABLE_SECONDS = 30.0
 
 
 class Stop(Exception):
@@ -30,44 +40,87 @@ def raise_stop(signum: int, frame: object) -> None:
     raise Stop(signal.Signals(signum).name)
 
 
+class Child:
+    """A supervised process: started again with backoff whenever it exits unasked."""
+
+    def __init__(self, name: str, start: Callable[[], subprocess.Popen[bytes]]) -> None:
+        self.name = name
+        self._start = start
+        self.process = start()
+        self.started = time.monotonic()
+        self.delay = BACKOFF_MIN
+        self.restart_at: float | None = None
+
+    def supervise(self) -> None:
+        now = time.monotonic()
+        if self.restart_at is None:
+            code = self.process.poll()
+            if code is None:
+                return
+            if now - self.started >= STABLE_SECONDS:
+                self.delay = BACKOFF_MIN
+            log.warning(
+                "%s exited with status %s; restarting it in %g s", self.name, code, self.delay
+            )
+            self.restart_at = now + self.delay
+            self.delay = min(self.delay * 2, BACKOFF_MAX)
+        elif now >= self.restart_at:
+            try:
+                self.process = self._start()
+            except TaskdError as exc:  # e.g. redis-server would not start: try again later
+                log.warning("%s: %s", self.name, exc)
+                self.restart_at = now + self.delay
+                self.delay = min(self.delay * 2, BACKOFF_MAX)
+                return
+            self.started, self.restart_at = time.monotonic(), None
+
+
 def run(settings: Settings, config: Path, var: Path = Path("var")) -> int:
-    """Start everything, wait for a signal or a child's death, stop everything; the exit code."""
+    """Start everything, restart what dies, stop everything on a signal; the exit code."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, raise_stop)
     redis: RedisServer | None = None
-    children: list[subprocess.Popen[bytes]] = []
+    children: list[Child] = []
     try:
         env = {**os.environ, "TASKD_CONFIG": str(config.resolve())}
         if not settings.redis.configured:
-            redis = RedisServer(var / "redis", persist=True).start()
+            redis = RedisServer(var / "redis", persist=True)
+            server = redis
+            children.append(Child("redis-server", lambda: server.start().running()))
             env["TASKD_REDIS_URL"] = redis.url
         for command in ("worker", "serve"):
-            children.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "taskd", command],
-                    env=env,
-                    preexec_fn=die_with_parent,
-                    # Own session: a terminal's Ctrl-C reaches only us, and we stop them in order.
-                    start_new_session=True,
-                )
-            )
-        if not listening(settings, children):
+            children.append(Child(command, partial(spawn, command, env)))
+        if not listening(settings, [c.process for c in children]):
             log.error("the HTTP server did not start; stopping")
             return 1
         announce(settings, env.get("TASKD_REDIS_URL") or "as configured")
-        while all(child.poll() is None for child in children):
+        while True:
+            for child in children:
+                child.supervise()
             time.sleep(0.2)
-        log.error("a child process exited; stopping")
-        return 1
     except Stop as stop:
         log.info("%s: stopping", stop)
         return 0
     finally:
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
-        stop_all(children)
+        # The worker hands its running tasks back within its grace; redis-server goes last.
+        stop_all(
+            [c.process for c in children if c.name != "redis-server"],
+            settings.worker.shutdown_grace + 3,
+        )
         if redis is not None:
             redis.stop()
+
+
+def spawn(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "taskd", command],
+        env=env,
+        preexec_fn=die_with_parent,
+        # Own session: a terminal's Ctrl-C reaches only us, and we stop them in order.
+        start_new_session=True,
+    )
 
 
 def listening(settings: Settings, children: list[subprocess.Popen[bytes]]) -> bool:
@@ -86,7 +139,7 @@ def listening(settings: Settings, children: list[subprocess.Popen[bytes]]) -> bo
     return False
 
 
-def stop_all(children: list[subprocess.Popen[bytes]], timeout: float = 7) -> None:
+def stop_all(children: list[subprocess.Popen[bytes]], timeout: float) -> None:
     for child in children:
         if child.poll() is None:
             child.terminate()

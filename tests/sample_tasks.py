@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -72,3 +74,53 @@ async def files(ctx: TaskContext, params: FilesParams) -> int:
     if params.fail:
         raise TaskFailed("failed after writing files")
     return len(params.text)
+
+
+class RaiseParams(Params):
+    kind: str
+
+
+class Interrupt(BaseException):
+    """Not an Exception: what a careless task might raise."""
+
+
+RAISED: dict[str, BaseException] = {
+    "timeout": TimeoutError("the task's own timeout"),
+    "cancelled": asyncio.CancelledError(),
+    "base": Interrupt("a BaseException"),
+    "exit": SystemExit(3),
+    "keyboard": KeyboardInterrupt(),
+}
+
+
+@task("test.raise", RaiseParams)
+async def raise_(ctx: TaskContext, params: RaiseParams) -> None:
+    """Raises one of the exceptions a task must never escape with (see RAISED)."""
+    await asyncio.sleep(0)
+    raise RAISED[params.kind]
+
+
+class RunsParams(Params):
+    path: str
+    seconds: float = 0
+
+
+@task("test.runs", RunsParams)
+async def runs(ctx: TaskContext, params: RunsParams) -> int:
+    """Appends a line (its process id) to `path` each time it starts, then sleeps."""
+    note_run(params.path)
+    await ctx.progress("running")
+    await asyncio.sleep(params.seconds)
+    return len(Path(params.path).read_text().splitlines())  # noqa: ASYNC240 (a tiny file)
+
+
+@task("test.kill_worker", RunsParams)
+async def kill_worker(ctx: TaskContext, params: RunsParams) -> None:
+    """Kills the worker process running it (SIGKILL), every time: for worker processes only."""
+    note_run(params.path)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def note_run(path: str) -> None:
+    with Path(path).open("a") as file:
+        file.write(f"{os.getpid()}\n")
