@@ -27,6 +27,7 @@ OTHER_SECRET = "other-secret"
 
 Client = TestClient[Any, Any]
 SettingsFactory = Callable[..., Settings]
+ConfigFactory = Callable[..., dict[str, Any]]
 WorkerFactory = Callable[[Settings], Awaitable["RunningWorker"]]
 ClientFactory = Callable[[Settings], Awaitable[Client]]
 ApiFactory = Callable[..., Awaitable[Client]]
@@ -74,10 +75,11 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_settings(redis_server: RedisServer, tmp_path: Path) -> SettingsFactory:
-    """Settings built explicitly, never from the ambient environment; kwargs override sections."""
+def make_config(redis_server: RedisServer, tmp_path: Path) -> ConfigFactory:
+    """The tests' settings as a mapping (explicit, never from the ambient environment); keyword
+    arguments override sections."""
 
-    def make(**sections: dict[str, Any]) -> Settings:
+    def make(**sections: dict[str, Any]) -> dict[str, Any]:
         base: dict[str, Any] = {
             "server": {"max_block_seconds": 10},
             # A test's workers stop at once: what they still run goes back to the queue.
@@ -95,7 +97,15 @@ def make_settings(redis_server: RedisServer, tmp_path: Path) -> SettingsFactory:
                 "other": {"secret": OTHER_SECRET},
             },
         }
-        return parse_settings(deep_merge(base, sections))
+        return deep_merge(base, sections)
+
+    return make
+
+
+@pytest.fixture
+def make_settings(make_config: ConfigFactory) -> SettingsFactory:
+    def make(**sections: dict[str, Any]) -> Settings:
+        return parse_settings(make_config(**sections))
 
     return make
 

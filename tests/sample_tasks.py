@@ -103,15 +103,18 @@ async def raise_(ctx: TaskContext, params: RaiseParams) -> None:
 class RunsParams(Params):
     path: str
     seconds: float = 0
+    rerun_seconds: float | None = None  # how long a re-run sleeps (default: `seconds`)
 
 
 @task("test.runs", RunsParams)
 async def runs(ctx: TaskContext, params: RunsParams) -> int:
-    """Appends a line (its process id) to `path` each time it starts, then sleeps."""
-    note_run(params.path)
+    """Appends a line (its process id) to `path` each time it starts, then sleeps; returns
+    how many times it started."""
+    runs = note_run(params.path)
     await ctx.progress("running")
-    await asyncio.sleep(params.seconds)
-    return len(Path(params.path).read_text().splitlines())  # noqa: ASYNC240 (a tiny file)
+    rerun = params.seconds if params.rerun_seconds is None else params.rerun_seconds
+    await asyncio.sleep(params.seconds if runs == 1 else rerun)
+    return runs
 
 
 @task("test.kill_worker", RunsParams)
@@ -121,6 +124,9 @@ async def kill_worker(ctx: TaskContext, params: RunsParams) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def note_run(path: str) -> None:
-    with Path(path).open("a") as file:
+def note_run(path: str) -> int:
+    """Add this run to the file at `path`; how many runs it lists now."""
+    with Path(path).open("a+") as file:
         file.write(f"{os.getpid()}\n")
+        file.seek(0)
+        return len(file.read().splitlines())
