@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+import pytest
 
 from tests.conftest import ApiFactory, Client
 from tests.helpers import assert_status, create_ok
@@ -106,3 +107,17 @@ async def test_status_is_key_only_and_open_to_any_origin(api: Client) -> None:
     )
     assert response.status == 200
     assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+@pytest.mark.parametrize("path", ["/v1/status", "/v1/status_stream"])
+async def test_a_post_without_tasks_names_them_missing_in_the_body(
+    idle_api: Client, path: str
+) -> None:
+    response = await idle_api.post(path, data=b"{}")
+    assert response.status == 400
+    assert await response.json() == {
+        "status": "error",
+        "errors": [{"name": "tasks", "location": "body", "description": "tasks is missing"}],
+    }
+    response = await idle_api.get(path)
+    assert (await response.json())["errors"][0]["location"] == "querystring"

@@ -77,9 +77,7 @@ async def file(request: web.Request) -> web.StreamResponse:
     params = await read_params(request)
     key = params.string("task")
     if not key:
-        raise InvalidRequest(
-            [Problem("task", params.location("task", "querystring"), "task is missing")]
-        )
+        raise InvalidRequest([Problem("task", params.location("task"), "task is missing")])
     return await answer(request, await wait_for(request, params, key))
 
 

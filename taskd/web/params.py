@@ -26,12 +26,14 @@ class Params:
 
     values: dict[str, Any]
     sources: dict[str, Location]
+    # Where a parameter that was not given is reported missing: the body of a POST.
+    missing: Location = "querystring"
 
     def get(self, name: str) -> Any:
         return self.values.get(name)
 
-    def location(self, name: str, default: Location = "body") -> Location:
-        return self.sources.get(name, default)
+    def location(self, name: str) -> Location:
+        return self.sources.get(name, self.missing)
 
     def boolean(self, name: str, default: bool = False) -> bool:
         value = self.values.get(name)
@@ -67,7 +69,7 @@ async def read_params(request: web.Request, json_fields: frozenset[str] = frozen
     if request.method == "POST":
         for name, value in (await read_body(request)).items():
             values[name], sources[name] = value, "body"
-    return Params(values, sources)
+    return Params(values, sources, "body" if request.method == "POST" else "querystring")
 
 
 def parse_query_json(name: str, value: str) -> Any:
@@ -120,7 +122,7 @@ def credentials(request: web.Request, params: Params) -> Credentials:
 def task_keys(params: Params, name: str = "tasks") -> list[str]:
     """A list of task keys: repeated or comma-separated in a query, a list (or one) in a body."""
     value = params.get(name)
-    location = params.location(name, "querystring")
+    location = params.location(name)
     if value is None:
         raise InvalidRequest([Problem(name, location, f"{name} is missing")])
     items = value if isinstance(value, list) else [value]

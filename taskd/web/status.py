@@ -20,7 +20,7 @@ async def known(
     snapshots = await request.app[RECORDS].read(keys)
     unknown = [k for k, s in zip(keys, snapshots, strict=True) if s is None]
     if unknown:
-        raise UnknownKeys(name, params.location(name, "querystring"), unknown)
+        raise UnknownKeys(name, params.location(name), unknown)
     return [s for s in snapshots if s is not None]
 
 
