@@ -19,16 +19,24 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(INSTALLED) redis-server
+bench: $(INSTALLED) redis-server .bench/celery/.installed .bench/dramatiq/.installed
+	$(BIN)/python -m tests.bench_engine
 	$(BIN)/python -m tests.bench_latency
 	$(BIN)/python -m tests.bench_files
+
+# The engine benchmark's peers, each in its own venv (their redis-py pins conflict with arq's).
+.bench/%/.installed: tests/bench_peers/%.txt
+	$(PYTHON) -m venv .bench/$*
+	.bench/$*/bin/pip install --quiet --upgrade pip
+	.bench/$*/bin/pip install --quiet -r $<
+	touch $@
 
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .node var build *.egg-info
+	rm -rf $(VENV) .node .bench var build *.egg-info
 
 # One resolver run for every Python package (the dev extra included).
 $(INSTALLED): pyproject.toml

@@ -29,25 +29,29 @@ Resync = Callable[[Sequence[str]], Awaitable[list[Snapshot | None]]]
 
 
 class Listener:
-    """One waiting request: a queue of its tasks' changes, in the order they happened."""
+    """One waiting request: the changes of its tasks it has not taken yet, oldest first.
 
-    def __init__(self, keys: Sequence[str], size: int) -> None:
+    At most one unread change is kept per task: a newer one replaces it. So a slow reader
+    (or a burst of changes) costs no more memory than its keys, and may skip a superseded
+    intermediate status, never a task's newest (terminal) one.
+    """
+
+    def __init__(self, keys: Sequence[str]) -> None:
         self.keys = list(dict.fromkeys(keys))
         # Newest version known per key: anything not newer is dropped on arrival.
         self.newest: dict[str, int] = {}
         # What the request has seen (seeded, or returned by next_change) per key.
         self.seen: dict[str, Snapshot] = {}
-        self.changes: asyncio.Queue[tuple[str, Snapshot]] = asyncio.Queue(size)
+        self.unread: dict[str, Snapshot] = {}
+        self.ready = asyncio.Event()
 
     def offer(self, key: str, snapshot: Snapshot) -> None:
-        """Queue `snapshot` if it is newer than anything known for `key`."""
+        """Keep `snapshot` if it is newer than anything known for `key`."""
         if self.newest.get(key, 0) >= snapshot.version:
             return
         self.newest[key] = snapshot.version
-        if self.changes.full():
-            # A slow reader loses the oldest intermediate change, never the newest.
-            self.changes.get_nowait()
-        self.changes.put_nowait((key, snapshot))
+        self.unread[key] = snapshot
+        self.ready.set()
 
     def seed(self, key: str, snapshot: Snapshot) -> None:
         """The status read after subscribing: the baseline, not a change."""
@@ -59,16 +63,21 @@ class Listener:
         try:
             async with asyncio.timeout(timeout):
                 while True:
-                    key, snapshot = await self.changes.get()
+                    while not self.unread:
+                        self.ready.clear()
+                        await self.ready.wait()
+                    key = next(iter(self.unread))
+                    snapshot = self.unread.pop(key)
                     if self.take(key, snapshot):
                         return key, snapshot.json
         except TimeoutError:
             return None
 
     def drain(self) -> None:
-        """Take in every change already queued, without waiting."""
-        while not self.changes.empty():
-            self.take(*self.changes.get_nowait())
+        """Take in every change already arrived, without waiting."""
+        while self.unread:
+            key = next(iter(self.unread))
+            self.take(key, self.unread.pop(key))
 
     def take(self, key: str, snapshot: Snapshot) -> bool:
         """Mark `snapshot` seen if it is newer than what was seen of `key`."""
@@ -90,11 +99,10 @@ class Subscription:
 
 
 class EventHub:
-    def __init__(self, redis: Redis, keys: Keys, resync: Resync, queue_size: int = 64) -> None:
+    def __init__(self, redis: Redis, keys: Keys, resync: Resync) -> None:
         self.redis = redis  # its pool makes our one connection; it must have no read timeout
         self.prefix = keys.channel_prefix.encode()
         self.resync = resync
-        self.queue_size = queue_size
         self.subscriptions: dict[bytes, Subscription] = {}
         # SUBSCRIBE/UNSUBSCRIBE commands sent per channel and not answered yet. Redis answers
         # in order, so when this drops to zero Redis is in the state we last asked for.
@@ -125,7 +133,7 @@ class EventHub:
     @contextlib.asynccontextmanager
     async def watch(self, keys: Sequence[str]) -> AsyncIterator[Listener]:
         """Subscribe a new listener to `keys`; on exit (even by cancellation) release it."""
-        listener = Listener(keys, self.queue_size)
+        listener = Listener(keys)
         try:
             await self._subscribe(listener)
             yield listener

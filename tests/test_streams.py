@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 
+from taskd.events import Listener
+from taskd.records import Snapshot
 from taskd.web.state import HUB
 from tests.conftest import SECRET, ApiFactory, Client
 from tests.helpers import assert_status, create_ok, read_lines
@@ -165,3 +167,30 @@ async def test_hub_survives_a_lost_connection(api: Client, settings: Any) -> Non
     assert killed >= 1
     lines = await read_lines(response)
     assert lines[-1]["status"] == "success"
+
+
+async def test_a_listener_behind_a_burst_of_changes_keeps_every_tasks_newest() -> None:
+    keys = [f"K{i}" for i in range(300)]
+    listener = Listener(keys)
+    for key in keys:
+        listener.seed(key, Snapshot(1, b'{"status":"queued"}'))
+    for version, status in ((2, b"executing"), (3, b"success")):
+        for key in keys:  # nobody reads meanwhile
+            listener.offer(key, Snapshot(version, b'{"status":"' + status + b'"}'))
+    taken = [await listener.next_change(1) for _ in keys]
+    assert sorted(change[0] for change in taken if change) == sorted(keys)
+    assert listener.all_terminal()
+    assert await listener.next_change(0.01) is None
+
+
+async def test_streams_of_many_tasks_ending_at_once_all_end(make_api: ApiFactory) -> None:
+    api = await make_api(worker={"max_jobs": 50})
+    lists = [
+        await create_ok(api, [{"task_name": "hello", "name": f"{n}.{i}"} for i in range(100)])
+        for n in range(5)
+    ]
+    streams = [stream_of(api, [s["key"] for s in statuses]) for statuses in lists]
+    for lines in await asyncio.gather(*streams):
+        final = {s["key"]: s for s in lines[0]}
+        final.update({s["key"]: s for s in lines[1:]})
+        assert [s["status"] for s in final.values()] == ["success"] * 100
