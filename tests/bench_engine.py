@@ -283,7 +283,8 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         "",
         f"taskd throughput {rate('taskd') / rate(fastest):.2f}x the fastest peer ({fastest}),"
         f" {rate('taskd') / rate('flower'):.1f}x Flower;"
-        f" latency p50 {p50('taskd') / p50('celery'):.2f}x Celery's; worker CPU per task {worker_cpu('taskd') / worker_cpu('arq'):.2f}x arq's",
+        f" latency p50 {p50('taskd') / p50('celery'):.2f}x Celery's;"
+        f" worker CPU per task {worker_cpu('taskd') / worker_cpu('arq'):.2f}x arq's",
     ]
     return "\n".join(rows)
 
