@@ -72,10 +72,13 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from taskd.process import raise_open_file_limit
     from taskd.web.app import RUNNER_OPTIONS, create_app
 
     require_redis(settings.redis)
     host, port = settings.server.host, settings.server.port
+    # Every open stream is a file descriptor: allow as many as the system lets us.
+    logging.getLogger("taskd.serve").info("open files: up to %d", raise_open_file_limit())
     try:
         web.run_app(
             create_app(settings),

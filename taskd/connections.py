@@ -38,12 +38,16 @@ CONNECT_TIMEOUT = 2.0
 COMMAND_TIMEOUT = 3.0
 
 
-def redis_client(settings: RedisSettings, *, listening: bool = False) -> Redis:
-    """A client whose pool waits for a free connection instead of opening without bound.
+def redis_client(
+    settings: RedisSettings, *, connections: int | None = None, listening: bool = False
+) -> Redis:
+    """A client whose pool of `connections` (default `max_connections`) waits for a free
+    connection instead of opening without bound.
 
     `listening`: for pub/sub connections, which are silent while nothing happens (no read
     timeout; TCP keepalive notices a peer that vanished).
     """
+    size = connections or settings.max_connections
     require_redis(settings)
     options: dict[str, object] = {
         "socket_connect_timeout": CONNECT_TIMEOUT,
@@ -56,12 +60,12 @@ def redis_client(settings: RedisSettings, *, listening: bool = False) -> Redis:
         pool: BlockingConnectionPool = BlockingSentinelPool(  # type: ignore[no-untyped-call]
             settings.sentinel_master,
             Sentinel(addresses),  # type: ignore[no-untyped-call]
-            max_connections=settings.max_connections,
+            max_connections=size,
             timeout=None,
             **options,
         )
         return Redis(connection_pool=pool)
     pool = BlockingConnectionPool.from_url(
-        settings.url, max_connections=settings.max_connections, timeout=None, **options
+        settings.url, max_connections=size, timeout=None, **options
     )
     return Redis(connection_pool=pool)

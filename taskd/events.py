@@ -25,6 +25,7 @@ from taskd.records import Snapshot, is_terminal
 log = logging.getLogger(__name__)
 
 CATCH_UP_WAIT = 10.0  # seconds to wait for resubscription before reading anyway
+RECONNECT_WAIT = 2.0  # seconds a new waiter waits for a reconnecting hub before a 503
 Resync = Callable[[Sequence[str]], Awaitable[list[Snapshot | None]]]
 
 
@@ -110,6 +111,7 @@ class EventHub:
         self._conn: AbstractConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._connected = False
+        self._up = asyncio.Event()  # set while connected
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -118,6 +120,7 @@ class EventHub:
         try:
             await self._conn.connect()
             self._connected = True
+            self._up.set()
         except REDIS_UNAVAILABLE as exc:
             log.warning("event hub: redis unavailable (%s); retrying", exc)
         self._reader = asyncio.create_task(self._read_forever(), name="taskd-event-hub")
@@ -152,7 +155,11 @@ class EventHub:
             sub.listeners.add(listener)
             waits.append(sub.confirmed)
         if not self._connected:
-            # Answer now (503) rather than wait for Redis to come back.
+            # Reconnecting: wait a little, then answer (503) rather than wait for Redis.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RECONNECT_WAIT):
+                    await self._up.wait()
+        if not self._connected:
             raise RedisConnectionError("the event hub is not connected to redis")
         if new:
             await self._send(b"SUBSCRIBE", new)
@@ -224,6 +231,7 @@ class EventHub:
     async def _reconnect(self) -> None:
         assert self._conn is not None
         self._connected = False
+        self._up.clear()
         delay = 0.05
         while True:
             await self._conn.disconnect()
@@ -240,6 +248,7 @@ class EventHub:
             for sub in self.subscriptions.values():
                 sub.confirmed.clear()
             self._connected = True
+            self._up.set()
             if names:
                 await self._send(b"SUBSCRIBE", names)
             break

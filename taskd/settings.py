@@ -47,7 +47,8 @@ class RedisSettings(Section):
     # watch; when given, they are asked for the master instead of using `url`.
     sentinels: list[str] = []
     sentinel_master: str = ""
-    # Commands in flight at once per process; callers wait for a free connection beyond it.
+    # Commands in flight at once per worker process (its tasks report progress at once);
+    # callers wait for a free connection beyond it. `serve` always uses one, plus its hub.
     max_connections: Annotated[int, Field(ge=1)] = 16
     # Starts every key and channel taskd owns: deployments with different prefixes share a
     # Redis without seeing each other's tasks.

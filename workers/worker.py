@@ -33,7 +33,7 @@ class Worker:
     async def run(self) -> None:
         keys = Keys(self.settings.redis.prefix)
         redis = redis_client(self.settings.redis)
-        listener = redis_client(self.settings.redis, listening=True)
+        listener = redis_client(self.settings.redis, connections=1, listening=True)
         try:
             async with open_services(self.settings, redis, keys) as services:
                 records = Records(redis, keys, self.settings.worker.result_ttl)

@@ -33,8 +33,10 @@ async def resources_context(app: web.Application) -> AsyncIterator[None]:
     """Redis and its event hub, the storage, the fetcher for callbacks: opened, then closed."""
     settings = app[SETTINGS]
     keys = Keys(settings.redis.prefix)
-    redis = redis_client(settings.redis)
-    listener = redis_client(settings.redis, listening=True)
+    # Two connections, whatever the load: one for commands (each a short script or read,
+    # sent in turn), one for the event hub's subscriptions.
+    redis = redis_client(settings.redis, connections=1)
+    listener = redis_client(settings.redis, connections=1, listening=True)
     records = Records(redis, keys, settings.worker.result_ttl)
     hub = EventHub(listener, keys, records.read)
     await hub.start()

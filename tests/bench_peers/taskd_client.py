@@ -71,3 +71,4 @@ if __name__ == "__main__":
         lambda k: client.call(client.batch(k)),
         lambda shares: client.call(client.together(shares)),
     )
+    client.call(client.session.close())
