@@ -21,6 +21,7 @@ lint: $(INSTALLED)
 
 bench: $(INSTALLED) redis-server .bench/celery/.installed .bench/dramatiq/.installed
 	$(BIN)/python -m tests.bench_engine
+	$(BIN)/python -m tests.bench_streams
 	$(BIN)/python -m tests.bench_latency
 	$(BIN)/python -m tests.bench_files
 

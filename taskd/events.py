@@ -112,6 +112,8 @@ class EventHub:
         self._reader: asyncio.Task[None] | None = None
         self._connected = False
         self._up = asyncio.Event()  # set while connected
+        self._leaving: set[bytes] = set()  # channels to unsubscribe from, sent together
+        self._flush: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -182,7 +184,19 @@ class EventHub:
                 del self.subscriptions[name]
                 gone.append(name)
         if gone:
-            await self._send(b"UNSUBSCRIBE", gone)
+            # Many streams end together (a burst of terminal statuses): one UNSUBSCRIBE for
+            # all the channels left in this turn of the event loop.
+            if not self._leaving:
+                self._flush = asyncio.get_running_loop().create_task(self._leave())
+            self._leaving.update(gone)
+
+    async def _leave(self) -> None:
+        await asyncio.sleep(0)
+        # A channel wanted again meanwhile stays subscribed.
+        names = [n for n in self._leaving if n not in self.subscriptions]
+        self._leaving.clear()
+        if names:
+            await self._send(b"UNSUBSCRIBE", names)
 
     async def _send(self, command: bytes, names: list[bytes]) -> None:
         if self._conn is None or not self._connected:

@@ -19,6 +19,7 @@ from taskd.keys import Keys
 from taskd.lua import Script
 
 TERMINAL = frozenset({"success", "error"})
+CANCEL_BATCH = 500  # tasks per cancel script: one call, without holding Redis for long
 
 
 def new_key() -> str:
@@ -156,21 +157,20 @@ class Records:
     ) -> list[tuple[bytes, bytes]]:
         """(status json, definition) per key; the definition is b"" unless this call ended it."""
         completed = now_iso()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key, owner in zip(keys, owners, strict=True):
+        replies: list[bytes] = []
+        for start in range(0, len(keys), CANCEL_BATCH):
+            redis_keys = [self.keys.queue, self.keys.leases]
+            args: list[str | int] = [completed, self.result_ttl]
+            for key, owner in zip(
+                keys[start : start + CANCEL_BATCH],
+                owners[start : start + CANCEL_BATCH],
+                strict=True,
+            ):
                 record = self.keys.task(key)
-                await self._cancel(
-                    [
-                        record,
-                        self.keys.pending(owner.account),
-                        self.keys.queue,
-                        self.keys.leases,
-                        owner.cache or record,
-                    ],
-                    [key, completed, self.result_ttl, "1" if owner.cache else "0"],
-                    client=pipe,
-                )
-            return [(json, definition) for json, definition in await pipe.execute()]
+                redis_keys += [record, self.keys.pending(owner.account), owner.cache or record]
+                args += [key, "1" if owner.cache else "0"]
+            replies += await self._cancel(redis_keys, args)
+        return list(zip(replies[::2], replies[1::2], strict=True))
 
     async def read(self, keys: Sequence[str]) -> list[Snapshot | None]:
         """Current status of each key, None where unknown or expired; one round trip."""

@@ -2,10 +2,10 @@
 
 A client process (this one) opens STREAMS streams on queued tasks of a `taskd serve` that has
 no worker, then measures: KB of serve RSS per idle stream; the Redis connections serve holds;
-fan-out latency when tasks change one at a time (a worker runs short tasks one by one, 50
-streams watching each); and when BURST streams' tasks end at the same moment (one cancel of
-all of them). Latency is the time from the `completed`/`started` stamp in the status (written
-by Redis's caller on this machine) to the line's arrival. QUICK=1 opens fewer streams.
+fan-out latency when tasks change one at a time (a worker runs 50 ms tasks one by one, 50
+streams watching each); and when BURST streams' tasks end at the same moment (one cancel
+of all of them). Latency is the time from a task's `completed` stamp (taken on this
+machine just before the transition is sent to Redis) to its terminal line's arrival. QUICK=1 opens fewer streams.
 """
 
 from __future__ import annotations
@@ -44,8 +44,7 @@ def rss_kb(pid: int) -> int:
 
 
 def stamp(status: dict[str, Any]) -> float:
-    events = status["events"]
-    return datetime.fromisoformat(events.get("completed") or events["started"]).timestamp()
+    return datetime.fromisoformat(status["events"]["completed"]).timestamp()
 
 
 class Streams:
@@ -70,7 +69,7 @@ class Streams:
             async for line in r.content:
                 arrived = time.time()
                 status = orjson.loads(line)
-                if status["status"] != "queued":
+                if status["status"] in ("success", "error"):
                     self.latencies[self.phase].append(arrived - stamp(status))
 
 
@@ -78,8 +77,8 @@ async def run(base: str, serve_pid: int, redis_url: str, start_worker: Any) -> d
     streams = Streams(base)
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout()) as s:
-        hello = {"task_name": "hello", "name": "x"}
-        steady = await streams.create(s, [hello] * ((STREAMS - BURST) // PER_TASK))
+        short = {"task_name": "sleep", "seconds": 0.05, "steps": 1}
+        steady = await streams.create(s, [short] * ((STREAMS - BURST) // PER_TASK))
         burst = await streams.create(s, [{"task_name": "sleep", "seconds": 3600}] * BURST)
         base_rss = rss_kb(serve_pid)
         ones = [asyncio.create_task(streams.follow(s, k)) for k in steady for _ in range(PER_TASK)]
@@ -99,8 +98,10 @@ async def run(base: str, serve_pid: int, redis_url: str, start_worker: Any) -> d
             await asyncio.gather(*ones)
             streams.phase = "burst"
             body = orjson.dumps({"secret": SECRET, "tasks": burst})
+            sent = time.monotonic()
             async with s.post(f"{base}/v1/cancel", data=body) as response:
                 assert response.status == 200, await response.text()
+            cancel_seconds = time.monotonic() - sent
             await asyncio.gather(*bursts)
     return {
         "streams": len(ones) + len(bursts),
@@ -108,6 +109,7 @@ async def run(base: str, serve_pid: int, redis_url: str, start_worker: Any) -> d
         "kb_per_idle_stream": per_stream,
         "serve_redis_connections": connections,
         "latencies": streams.latencies,
+        "cancel_seconds": cancel_seconds,
     }
 
 
@@ -141,6 +143,7 @@ def main() -> None:
         f" {result['kb_per_idle_stream']:.1f} KB of serve RSS per idle stream"
     )
     print(f"  Redis connections held by serve: {result['serve_redis_connections']}")
+    print(f"  the cancel of the burst's {BURST} tasks answered in {result['cancel_seconds']:.2f} s")
     for phase, values in result["latencies"].items():
         print(
             f"  fan-out, {phase:<13} p50 {percentile(values, 0.5) * 1000:7.1f} ms"

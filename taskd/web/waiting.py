@@ -43,16 +43,21 @@ async def stream(
     heartbeat = request.app[SETTINGS].server.heartbeat or None
     try:
         await response.prepare(request)
-        await response.write(current(listener, keys) + b"\n")
+        last = current(listener, keys) + b"\n"
         while not listener.all_terminal():
+            await response.write(last)
             change = await listener.next_change(heartbeat)
             if change is not None:
-                await response.write(change[1] + b"\n")
+                last = change[1] + b"\n"
                 continue
-            for key in listener.keys:  # silence: re-send what is still running
-                if not is_terminal(listener.seen[key].json):
-                    await response.write(listener.seen[key].json + b"\n")
-        await response.write_eof()
+            # Silence: re-send what is still running.
+            last = b"".join(
+                listener.seen[key].json + b"\n"
+                for key in listener.keys
+                if not is_terminal(listener.seen[key].json)
+            )
+        # The last line and the end of the response leave together.
+        await response.write_eof(last)
     except ConnectionResetError:
         pass  # the client went away; the caller's `watch` releases the subscription
     return response
