@@ -5,7 +5,8 @@ no worker, then measures: KB of serve RSS per idle stream; the Redis connections
 fan-out latency when tasks change one at a time (a worker runs 50 ms tasks one by one, 50
 streams watching each); and when BURST streams' tasks end at the same moment (one cancel
 of all of them). Latency is the time from a task's `completed` stamp (taken on this
-machine just before the transition is sent to Redis) to its terminal line's arrival. QUICK=1 opens fewer streams.
+machine just before the transition is sent to Redis) to its terminal line's arrival.
+QUICK=1 opens fewer streams.
 """
 
 from __future__ import annotations
