@@ -6,13 +6,17 @@ INSTALLED := $(VENV)/.installed
 
 S3RVER := .node/node_modules/.bin/s3rver
 
-.PHONY: run test lint bench format clean redis-server chromium
+.PHONY: run test quick lint bench format clean redis-server chromium
 
 run: $(INSTALLED) redis-server
 	$(BIN)/taskd run
 
 test: $(INSTALLED) redis-server $(S3RVER) chromium
 	$(BIN)/pytest
+
+# The inner loop: everything but the fault tests that start and kill real processes.
+quick: $(INSTALLED) redis-server $(S3RVER) chromium
+	$(BIN)/pytest -m "not faults"
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -30,7 +30,7 @@ def parser() -> argparse.ArgumentParser:
     for name, text in [
         ("run", "redis-server + HTTP server + worker, for one machine"),
         ("serve", "the HTTP server (production: several behind a load balancer)"),
-        ("worker", "an arq worker (production: as many as needed)"),
+        ("worker", "a worker (production: as many as needed)"),
     ]:
         sub.add_parser(name, help=text, parents=[common])
     submit = sub.add_parser("submit", help="create a task and print its status", parents=[common])

@@ -45,6 +45,11 @@ class Listener:
         self.seen: dict[str, Snapshot] = {}
         self.unread: dict[str, Snapshot] = {}
         self.ready = asyncio.Event()
+        self.closed = False  # the server is stopping: waiting ends now
+
+    def close(self) -> None:
+        self.closed = True
+        self.ready.set()
 
     def offer(self, key: str, snapshot: Snapshot) -> None:
         """Keep `snapshot` if it is newer than anything known for `key`."""
@@ -60,11 +65,14 @@ class Listener:
         self.take(key, snapshot)
 
     async def next_change(self, timeout: float | None = None) -> tuple[str, bytes] | None:
-        """The next change not seen yet, or None after `timeout` seconds of silence."""
+        """The next change not seen yet, or None after `timeout` seconds of silence (or at
+        once when closed)."""
         try:
             async with asyncio.timeout(timeout):
                 while True:
                     while not self.unread:
+                        if self.closed:
+                            return None
                         self.ready.clear()
                         await self.ready.wait()
                     key = next(iter(self.unread))
@@ -134,6 +142,12 @@ class EventHub:
                 await self._reader
         if self._conn is not None:
             await self._conn.disconnect()
+
+    def close_listeners(self) -> None:
+        """The server is stopping: every waiter answers with what it has now."""
+        for sub in self.subscriptions.values():
+            for listener in sub.listeners:
+                listener.close()
 
     @contextlib.asynccontextmanager
     async def watch(self, keys: Sequence[str]) -> AsyncIterator[Listener]:

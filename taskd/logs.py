@@ -37,5 +37,3 @@ def setup_logging(settings: LogSettings, process: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level.upper())
-    # arq logs every job at info; keep that for debugging only.
-    logging.getLogger("arq").setLevel(max(root.level, logging.WARNING))

@@ -21,7 +21,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from typing import Any
 import redis
 
 from taskd.redis_server import RedisServer
+from tests.bench_latency import bench_env
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,33 +100,15 @@ def wait_http(url: str, timeout: float = 30) -> None:
             time.sleep(0.05)
 
 
-def taskd_config(work: Path, port: int, redis_url: str) -> Path:
-    config = work / "taskd.toml"
-    config.write_text(
-        textwrap.dedent(
-            f"""
-            [server]
-            port = {port}
-            [redis]
-            url = "{redis_url}"
-            [log]
-            level = "warning"
-            [worker]
-            max_jobs = 10
-            [storage]
-            path = "{work / "files"}"
-            [accounts.bench]
-            secret = "bench"
-            max_pending = 1000000
-            rate_per_minute = 100000000
-            """
-        )
-    )
-    return config
+def taskd_config(work: Path, port: int, redis: RedisServer) -> Path:
+    """The bench's taskd config, with the peers' 10 slots per worker."""
+    env = bench_env(work, port, redis, f'[worker]\nmax_jobs = 10\n[storage]\npath = "{work}"\n')
+    return Path(env["TASKD_CONFIG"])
 
 
 @contextmanager
-def start(name: str, work: Path, redis_url: str, workers: int) -> Iterator[System]:
+def start(name: str, work: Path, redis: RedisServer, workers: int) -> Iterator[System]:
+    redis_url = redis.url
     env = {**os.environ, "BENCH_REDIS": redis_url, "PYTHONPATH": f"{ROOT}:{PEERS}"}
     celery = [str(VENVS / "celery" / "bin" / "celery"), "-A", "celery_peer"]
     log = work / f"{name}.log"
@@ -137,7 +119,7 @@ def start(name: str, work: Path, redis_url: str, workers: int) -> Iterator[Syste
 
         if name == "taskd":
             port = free_port()
-            env["TASKD_CONFIG"] = str(taskd_config(work, port, redis_url))
+            env["TASKD_CONFIG"] = str(taskd_config(work, port, redis))
             system = System(
                 [sys.executable, str(PEERS / "taskd_client.py"), f"http://127.0.0.1:{port}"], env
             )
@@ -206,7 +188,7 @@ def measure(
     assert server.process is not None
     try:
         with (
-            start(name, work, server.url, workers) as system,
+            start(name, work, server, workers) as system,
             redis.Redis.from_url(server.url) as admin,
         ):
             run_client(system, "latency", 3, 1)  # every process warm and connected

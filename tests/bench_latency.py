@@ -150,7 +150,8 @@ def bench_env(work: Path, port: int, redis: RedisServer, extra: str = "") -> dic
             level = "warning"
             [accounts.bench]
             secret = "bench"
-            rate_per_minute = 1000000
+            max_pending = 1000000
+            rate_per_minute = 100000000
             """
         )
         + textwrap.dedent(extra)

@@ -122,7 +122,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="taskd-streams-"))
     server = RedisServer(work / "redis", port=free_port()).start()
     port = free_port()
-    config = taskd_config(work, port, server.url)
+    config = taskd_config(work, port, server)
     config.write_text(config.read_text().replace("max_jobs = 10", "max_jobs = 1"))
     env = {**os.environ, "TASKD_CONFIG": str(config), "PYTHONPATH": str(Path.cwd())}
     log = work / "taskd.log"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import subprocess
@@ -234,3 +235,27 @@ def test_taskd_config_is_honoured_by_taskd_run_and_make_run(
         finally:
             os.killpg(process.pid, signal.SIGINT)  # Ctrl-C at the terminal
             process.wait(timeout=15)
+
+
+def test_sigterm_on_serve_ends_open_streams_cleanly(
+    make_config: ConfigFactory, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = write_toml(tmp_path / "taskd.toml", make_config(server={"port": port}))
+    log = tmp_path / "serve.log"
+    with taskd("--config", str(config), "serve", cwd=tmp_path, log=log) as serve:
+        wait_for_line(log, "serving http://", serve)
+        base = f"http://127.0.0.1:{port}"
+        key = create(base, {"task_name": "hello", "name": "never run"})["key"]  # no worker
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            connection.request("GET", f"/v1/status_stream?tasks={key}")
+            response = connection.getresponse()
+            first = response.readline()
+            serve.send_signal(signal.SIGTERM)
+            rest = response.read()  # raises IncompleteRead unless the response ended properly
+        finally:
+            connection.close()
+        assert serve.wait(timeout=10) == 0
+    assert orjson.loads(first)[0]["status"] == "queued"
+    assert rest == b""

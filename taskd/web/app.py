@@ -12,7 +12,15 @@ from taskd.web import cancel, catalog, create, files, local_files, status
 from taskd.web.cors import add_cors_headers, preflight
 from taskd.web.errors import error_middleware
 from taskd.web.hits import RecentHits
-from taskd.web.state import ACCOUNTS, CATALOG, HITS, REGISTRY, SETTINGS, resources_context
+from taskd.web.state import (
+    ACCOUNTS,
+    CATALOG,
+    HITS,
+    HUB,
+    REGISTRY,
+    SETTINGS,
+    resources_context,
+)
 
 
 def create_app(settings: Settings, registry: Registry | None = None) -> web.Application:
@@ -26,6 +34,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     app[CATALOG] = orjson.dumps({"tasks": registry.catalog()})
     app[HITS] = RecentHits()
     app.cleanup_ctx.append(resources_context)
+    app.on_shutdown.append(end_waits)
     app.on_response_prepare.append(add_cors_headers)
     routes = [
         ("POST", "/v1/create", create.create),
@@ -51,6 +60,11 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
             app.router.add_route(method, path, handler)
         app.router.add_route("OPTIONS", path, preflight)
     return app
+
+
+async def end_waits(app: web.Application) -> None:
+    """SIGTERM: open streams end cleanly after their current line, blocking waits answer."""
+    app[HUB].close_listeners()
 
 
 # Streams and blocking requests end when their client goes away, releasing their subscriptions.

@@ -25,7 +25,7 @@ async def wait_all(listener: Listener, timeout: float) -> None:
     """Until every task is terminal or `timeout` passes; the caller answers the newest then."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):
-            while not listener.all_terminal():
+            while not listener.all_terminal() and not listener.closed:
                 await listener.next_change()
     listener.drain()
 
@@ -50,6 +50,9 @@ async def stream(
             if change is not None:
                 last = change[1] + b"\n"
                 continue
+            if listener.closed:  # the server is stopping: end after the current line
+                last = b""
+                break
             # Silence: re-send what is still running.
             last = b"".join(
                 listener.seen[key].json + b"\n"

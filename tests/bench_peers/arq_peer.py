@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-import threading
 from typing import Any, ClassVar
 
-from arq.connections import RedisSettings, create_pool
+from arq.connections import ArqRedis, RedisSettings, create_pool
 
 SETTINGS = RedisSettings.from_dsn(os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0"))
 POLL = 0.005
@@ -26,18 +24,8 @@ class WorkerSettings:
 
 
 class Client:
-    """arq's client is async: one event loop in its own thread serves every caller."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
-        self.pool = self.call(create_pool(SETTINGS))
-
-    def call(self, coroutine: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
-
-    async def together(self, shares: list[int]) -> None:
-        await asyncio.gather(*(self.batch(k) for k in shares))
+    def __init__(self, pool: ArqRedis) -> None:
+        self.pool = pool
 
     async def one(self) -> None:
         job = await self.pool.enqueue_job("hello", "x")
@@ -51,11 +39,7 @@ class Client:
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(__file__))
-    from drive import drive
+    from drive import LoopThread, drive_async
 
-    client = Client()
-    drive(
-        lambda: client.call(client.one()),
-        lambda k: client.call(client.batch(k)),
-        lambda shares: client.call(client.together(shares)),
-    )
+    runner = LoopThread()
+    drive_async(runner, Client(runner.call(create_pool(SETTINGS))))

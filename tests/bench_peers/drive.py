@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 
 def drive(
@@ -39,4 +41,33 @@ def drive(
     seconds = time.perf_counter() - started
     print(
         json.dumps({"seconds": seconds, "cpu": time.process_time() - cpu, "latencies": latencies})
+    )
+
+
+class AsyncClient(Protocol):
+    def one(self) -> Awaitable[None]: ...
+    def batch(self, k: int) -> Awaitable[None]: ...
+
+
+class LoopThread:
+    """An event loop in its own thread, where an async client's coroutines run."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+    def call(self, coroutine: Awaitable[Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()  # type: ignore[arg-type]
+
+
+def drive_async(runner: LoopThread, client: AsyncClient) -> None:
+    """`drive` for an async client: concurrent clients are tasks in its one loop."""
+
+    async def together(shares: list[int]) -> None:
+        await asyncio.gather(*(client.batch(k) for k in shares))
+
+    drive(
+        lambda: runner.call(client.one()),
+        lambda k: runner.call(client.batch(k)),
+        lambda shares: runner.call(together(shares)),
     )

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import threading
-from typing import Any
 
 import aiohttp
 import orjson
@@ -18,19 +16,8 @@ LIST = 100
 
 
 class Client:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
-        self.session = self.call(self.open())
-
-    async def open(self) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-
-    def call(self, coroutine: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
-
-    async def together(self, shares: list[int]) -> None:
-        await asyncio.gather(*(self.batch(k) for k in shares))
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
 
     async def one(self) -> None:
         body = {"secret": SECRET, "block": True, "tasks": {"task_name": "hello", "name": "x"}}
@@ -61,14 +48,15 @@ class Client:
         )
 
 
+async def open_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(__file__))
-    from drive import drive
+    from drive import LoopThread, drive_async
 
-    client = Client()
-    drive(
-        lambda: client.call(client.one()),
-        lambda k: client.call(client.batch(k)),
-        lambda shares: client.call(client.together(shares)),
-    )
-    client.call(client.session.close())
+    runner = LoopThread()
+    session = runner.call(open_session())
+    drive_async(runner, Client(session))
+    runner.call(session.close())
