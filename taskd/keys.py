@@ -42,7 +42,7 @@ class Keys:
 
     @property
     def queue(self) -> str:
-        """The queue: a sorted set of task keys scored by the time they are due (ms)."""
+        """The queue: task keys scored by when they were queued (ms); 0 puts one first."""
         return f"{self.prefix}:queue"
 
     @property

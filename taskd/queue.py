@@ -1,6 +1,6 @@
 """The queue as workers see it: settle-and-claim in one round trip, leases, reaping, hand-back.
 
-A task is in the queue (a sorted set of keys by due time) until a worker removes it there,
+A task is in the queue (a sorted set of keys, oldest first) until a worker removes it there,
 which makes that worker's attempt the one holding its lease. The lease lives in the
 `leases` sorted set (key by expiry) and the record's `lease` field (the attempt number):
 only that attempt may report progress or settle the task, so a worker that lost it

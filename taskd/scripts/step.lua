@@ -61,6 +61,8 @@ call_chunked('ZADD', KEYS[2], leased)
 local next = {}
 local want = tonumber(ARGV[9])
 if want > 0 then
-  next = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, want)
+  -- By rank, not by due time: taskd queues nothing for later, and the clocks of the
+  -- machines that queue tasks may run ahead of this one.
+  next = redis.call('ZRANGE', KEYS[1], 0, want - 1)
 end
 return {settled, claimed, next}
