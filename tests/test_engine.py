@@ -106,9 +106,9 @@ async def test_an_unreadable_job_ends_in_error(
 
 
 async def test_a_task_longer_than_its_lease_runs_once(make_api: ApiFactory, tmp_path: Path) -> None:
-    api = await make_api(worker={"lease": 0.6})
+    api = await make_api(worker={"lease": 1.2})
     runs = tmp_path / "runs"
-    definition = {"task_name": "test.runs", "path": str(runs), "seconds": 2.5}
+    definition = {"task_name": "test.runs", "path": str(runs), "seconds": 3.5}
     [status] = await create_ok(api, definition, block=True)
     assert (status["status"], status["result"]) == ("success", 1)
 
