@@ -149,6 +149,8 @@ def sign(settings: Settings, args: argparse.Namespace) -> int:
     extra = [("account", args.account)]
     if args.ttl is not None:
         extra.append((EXPIRES, str(int(time.time()) + args.ttl)))
+    else:
+        print("taskd: without --ttl this URL never expires", file=sys.stderr)
     print(sign_url(args.url, account.secret.get_secret_value().encode(), extra))
     return 0
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Location = Literal["body", "querystring", "header", "path"]
+MAX_PROBLEMS = 100  # entries of one `errors` list at most: the first ones tell what is wrong
 
 
 class TaskdError(Exception):

@@ -39,6 +39,8 @@ class ServerSettings(Section):
     max_block_seconds: Annotated[float, Field(gt=0)] = 300
     max_body_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
     heartbeat: Annotated[float, Field(ge=0)] = 0
+    # Keys one status, stream or cancel request may name (a larger list: 400 `tasks`).
+    max_keys_per_request: Annotated[int, Field(ge=1)] = 1000
 
 
 class RedisSettings(Section):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Iterable, Sequence
 from urllib.parse import quote, urlsplit
@@ -14,6 +15,7 @@ from yarl import URL
 
 SIG = "sig"
 EXPIRES = "expires"
+EXPIRES_FORM = re.compile(r"[0-9]{1,12}")  # unix seconds, ASCII digits only
 
 
 def encode(value: str) -> str:
@@ -46,7 +48,7 @@ def expired(pairs: Sequence[tuple[str, str]], now: float | None = None) -> bool 
     values = [v for k, v in pairs if k == EXPIRES]
     if not values:
         return False
-    if len(values) > 1 or not values[0].isdigit():
+    if len(values) > 1 or not EXPIRES_FORM.fullmatch(values[0]):
         return None
     return int(values[0]) < (time.time() if now is None else now)
 

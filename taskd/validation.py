@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from taskd.errors import InvalidRequest, Location, Problem
+from taskd.errors import MAX_PROBLEMS, InvalidRequest, Location, Problem
 from taskd.records import NewTask
 from taskd.registry import CALLBACKS, Registry
 
@@ -35,6 +35,8 @@ def validate_definitions(
             tasks.append(validate_definition(registry, definition, path, location))
         except InvalidRequest as exc:
             problems += exc.problems
+            if len(problems) >= MAX_PROBLEMS:  # enough to tell what is wrong: stop working
+                break
     if problems:
         raise InvalidRequest(problems)
     return tasks

@@ -11,6 +11,7 @@ from taskd.settings import Settings
 from taskd.web import cancel, catalog, create, files, local_files, status
 from taskd.web.cors import add_cors_headers, preflight
 from taskd.web.errors import error_middleware
+from taskd.web.headers import headers_middleware
 from taskd.web.hits import RecentHits
 from taskd.web.state import (
     ACCOUNTS,
@@ -26,7 +27,8 @@ from taskd.web.state import (
 def create_app(settings: Settings, registry: Registry | None = None) -> web.Application:
     registry = registry if registry is not None else load_registry(settings.tasks.modules)
     app = web.Application(
-        client_max_size=settings.server.max_body_bytes, middlewares=[error_middleware]
+        client_max_size=settings.server.max_body_bytes,
+        middlewares=[error_middleware, headers_middleware],
     )
     app[SETTINGS] = settings
     app[ACCOUNTS] = Accounts(settings.accounts)

@@ -8,13 +8,13 @@ from aiohttp import web
 from taskd.errors import Forbidden, UnknownKeys
 from taskd.web.params import credentials, read_params, task_keys
 from taskd.web.responses import json_bytes, json_list
-from taskd.web.state import ACCOUNTS, CALLBACKS, RECORDS
+from taskd.web.state import ACCOUNTS, CALLBACKS, RECORDS, SETTINGS
 
 
 async def cancel(request: web.Request) -> web.Response:
     params = await read_params(request)
     account = request.app[ACCOUNTS].authenticate(credentials(request, params))
-    keys = task_keys(params)
+    keys = task_keys(params, request.app[SETTINGS].server.max_keys_per_request)
     owners = await request.app[RECORDS].owners(keys)
     unknown = [k for k, owner in zip(keys, owners, strict=True) if owner is None]
     if unknown:

@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from taskd.connections import REDIS_ERRORS
-from taskd.errors import InvalidRequest, LimitReached, RequestError, UnknownKeys
+from taskd.errors import MAX_PROBLEMS, InvalidRequest, LimitReached, RequestError, UnknownKeys
 from taskd.web.responses import json_value
 from taskd.web.state import SETTINGS
 
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def error_answer(exc: RequestError) -> web.Response:
     if isinstance(exc, InvalidRequest | UnknownKeys):
-        errors = [p.as_json() for p in exc.problems]
+        errors = [p.as_json() for p in exc.problems[:MAX_PROBLEMS]]
         return json_value({"status": "error", "errors": errors}, exc.status)
     headers = {}
     if isinstance(exc, LimitReached) and exc.retry_after is not None:

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from taskd.errors import InvalidRequest, NotFound, Problem
 from taskd.records import CacheEntry, Snapshot, is_terminal, status_of
-from taskd.signing import EXPIRES, SIG
+from taskd.signing import EXPIRES, EXPIRES_FORM, SIG
 from taskd.web.create import Admission, admit, enqueue_watched
 from taskd.web.hits import HitKey, hit_key
 from taskd.web.params import Params, parse_query_json, read_params
@@ -137,7 +137,7 @@ def redirect(request: web.Request, location: str) -> web.Response:
 
 def signed_until(request: web.Request) -> float:
     expires = request.query.get(EXPIRES, "") if SIG in request.query else ""
-    return float(expires) if expires.isdigit() else math.inf
+    return float(expires) if EXPIRES_FORM.fullmatch(expires) else math.inf
 
 
 def choose(status: dict[str, Any], filename: str | None) -> str:

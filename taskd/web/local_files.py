@@ -8,7 +8,7 @@ import time
 from aiohttp import web
 
 from taskd.errors import Forbidden, NotFound
-from taskd.signing import SIG, expired, signature_matches
+from taskd.signing import EXPIRES, SIG, expired, signature_matches
 from taskd.storage import FILE_NAME
 from taskd.storage.local import LocalStorage
 from taskd.web.state import STORAGE
@@ -29,7 +29,7 @@ async def serve(request: web.Request) -> web.StreamResponse:
         raise NotFound(f"no such file: {name} of task {key}")
     file, content_type = stored
     # The bytes at this URL never change; the URL itself expires.
-    remaining = max(0, int(request.query["expires"]) - int(time.time()))
+    remaining = max(0, int(request.query.get(EXPIRES, "0")) - int(time.time()))
     headers = {
         "Content-Type": content_type,
         "Cache-Control": f"private, max-age={remaining}, immutable",

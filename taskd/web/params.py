@@ -119,13 +119,18 @@ def credentials(request: web.Request, params: Params) -> Credentials:
     return Credentials(secret=secret, api_key=api_key, origin=origin, signed=signed)
 
 
-def task_keys(params: Params, name: str = "tasks") -> list[str]:
-    """A list of task keys: repeated or comma-separated in a query, a list (or one) in a body."""
+def task_keys(params: Params, limit: int, name: str = "tasks") -> list[str]:
+    """A list of task keys: repeated or comma-separated in a query, a list (or one) in a body;
+    at most `limit` of them."""
     value = params.get(name)
     location = params.location(name)
     if value is None:
         raise InvalidRequest([Problem(name, location, f"{name} is missing")])
     items = value if isinstance(value, list) else [value]
+    if len(items) > limit:  # before any work on them
+        raise InvalidRequest(
+            [Problem(name, location, f"{name} names {len(items)} keys, at most {limit} allowed")]
+        )
     keys: list[str] = []
     for item in items:
         if not isinstance(item, str):
@@ -133,4 +138,8 @@ def task_keys(params: Params, name: str = "tasks") -> list[str]:
         keys += [k.strip() for k in item.split(",") if k.strip()] if location != "body" else [item]
     if not keys:
         raise InvalidRequest([Problem(name, location, f"{name} is empty")])
+    if len(keys) > limit:
+        raise InvalidRequest(
+            [Problem(name, location, f"{name} names {len(keys)} keys, at most {limit} allowed")]
+        )
     return keys

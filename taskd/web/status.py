@@ -33,7 +33,7 @@ async def watched(
 
 async def status(request: web.Request) -> web.StreamResponse:
     params = await read_params(request)
-    keys = task_keys(params)
+    keys = task_keys(params, request.app[SETTINGS].server.max_keys_per_request)
     if not params.boolean("block"):
         return json_bytes(json_list(s.json for s in await known(request, params, keys)))
     async with request.app[HUB].watch(keys) as listener:
@@ -44,7 +44,7 @@ async def status(request: web.Request) -> web.StreamResponse:
 
 async def status_stream(request: web.Request) -> web.StreamResponse:
     params = await read_params(request)
-    keys = task_keys(params)
+    keys = task_keys(params, request.app[SETTINGS].server.max_keys_per_request)
     async with request.app[HUB].watch(keys) as listener:
         await watched(request, params, keys, listener)
         return await stream(request, listener, keys)
