@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from taskd.callbacks import webhook_key
 from taskd.errors import Unauthorized
 from taskd.origins import Origin, OriginPattern
 from taskd.records import Limits
@@ -27,6 +28,7 @@ class Account:
     limits: Limits
     max_tasks_per_request: int
     signing_keys: tuple[bytes, ...]
+    webhook_key: bytes  # signs its tasks' callbacks
 
     def allows(self, origin: Origin) -> bool:
         return any(p.matches(origin) for p in self.referrers)
@@ -72,6 +74,7 @@ class Accounts:
                 signing_keys=tuple(
                     k.get_secret_value().encode() for k in [conf.secret, *conf.signing_keys]
                 ),
+                webhook_key=webhook_key(conf.callback_secret),
             )
             self.accounts.append(account)
             self.by_name[name] = account

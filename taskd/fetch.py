@@ -137,8 +137,12 @@ class Fetcher:
     async def get(self, url: str) -> Fetched:
         return await self.request("GET", url)
 
-    async def post_json(self, url: str, body: bytes) -> Fetched:
-        return await self.request("POST", url, body, {"Content-Type": "application/json"})
+    async def post_json(
+        self, url: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> Fetched:
+        return await self.request(
+            "POST", url, body, {"Content-Type": "application/json", **(headers or {})}
+        )
 
     async def request(
         self,

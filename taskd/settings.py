@@ -131,11 +131,17 @@ class FetchSettings(Section):
 class AccountSettings(Section):
     secret: SecretStr
     signing_keys: list[SecretStr] = []
+    # Signs url_callback/url_errback POSTs; empty: the secret. `whsec_<base64>`: those bytes.
+    webhook_secret: SecretStr = SecretStr("")
     api_keys: list[SecretStr] = []
     referrers: list[str] = []
     max_pending: Annotated[int, Field(ge=1)] = 1000
     max_tasks_per_request: Annotated[int, Field(ge=1)] = 100
     rate_per_minute: Annotated[int, Field(ge=1)] = 6000
+
+    @property
+    def callback_secret(self) -> str:
+        return self.webhook_secret.get_secret_value() or self.secret.get_secret_value()
 
     @field_validator("referrers")
     @classmethod

@@ -18,7 +18,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from taskd.callbacks import callback_url
+from taskd.callbacks import callback_url, webhook_key
 from taskd.connections import REDIS_UNAVAILABLE
 from taskd.jobs import Job
 from taskd.queue import Outcome, Queue
@@ -126,8 +126,10 @@ class Engine:
                 continue
             self.settled += 1
             url = callback_url(outcome.job.callbacks, outcome.status)
-            if url:
-                self.boundary.services.callbacks.send(outcome.job.key, url, json)
+            account = self.boundary.settings.accounts.get(outcome.job.account)
+            if url and account is not None:  # an account no longer configured: nobody to sign
+                key = webhook_key(account.callback_secret)
+                self.boundary.services.callbacks.send(outcome.job.key, url, json, key)
 
     # -- what arrives from outside ------------------------------------------------------------
 

@@ -26,5 +26,5 @@ async def cancel(request: web.Request) -> web.Response:
     for key, (status, definition) in zip(keys, outcomes, strict=True):
         errback = orjson.loads(definition).get("url_errback") if definition else None
         if errback:
-            request.app[CALLBACKS].send(key, errback, status)
+            request.app[CALLBACKS].send(key, errback, status, account.webhook_key)
     return json_bytes(json_list(status for status, _ in outcomes))
