@@ -74,6 +74,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from taskd.process import raise_open_file_limit
     from taskd.web.app import RUNNER_OPTIONS, create_app
+    from taskd.web.errors import HANDLER_OPTIONS
 
     require_redis(settings.redis)
     host, port = settings.server.host, settings.server.port
@@ -90,6 +91,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
                 "serving http://%s:%d", host, port
             ),
             **RUNNER_OPTIONS,  # type: ignore[arg-type]
+            **HANDLER_OPTIONS,
         )
     except OSError as exc:
         raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -1,13 +1,43 @@
-"""Logging set-up for every taskd process: text for people, JSON lines for collectors."""
+"""Logging set-up for every taskd process: text for people, JSON lines for collectors, and
+no credential in either."""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import orjson
 
 from taskd.settings import LogSettings
+
+# Credentials wherever a log line may carry them: query strings and form bodies
+# (`secret=…`), JSON (`"api_key": "…"`), Python reprs (`'sig': '…'`) and headers
+# (`Authorization: Secret …`), in any case, also percent-encoded (`secret%3D…`).
+CREDENTIAL_PARAMS = r"secret|api_key|sig|webhook_secret"
+REDACTIONS = [
+    (re.compile(rf"(?i)\b({CREDENTIAL_PARAMS})(=|%3D)[^&\s'\"\\]*"), r"\1\2[redacted]"),
+    (
+        re.compile(
+            rf"(?i)([\"']?\b(?:{CREDENTIAL_PARAMS})\b[\"']?\s*:\s*)([\"'])(?:\\.|(?!\2).)*\2"
+        ),
+        r"\1\2[redacted]\2",
+    ),
+    (re.compile(r"(?i)(authorization[\"']?\s*[:=,]\s*[\"']?)[^\r\n\"',]*"), r"\1[redacted]"),
+    # An Authorization value on its own (e.g. quoted from a header line aiohttp refused).
+    (re.compile(r"(?i)\b(secret|api-key)(\s+)[^\s'\"\\]+"), r"\1\2[redacted]"),
+]
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -23,7 +53,7 @@ class JsonFormatter(logging.Formatter):
             entry["task_key"] = key
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry).decode()
+        return redact(orjson.dumps(entry).decode())
 
 
 def setup_logging(settings: LogSettings, process: str) -> None:
@@ -32,7 +62,7 @@ def setup_logging(settings: LogSettings, process: str) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter(f"%(asctime)s {process} %(levelname)s %(name)s: %(message)s")
+            TextFormatter(f"%(asctime)s {process} %(levelname)s %(name)s: %(message)s")
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -17,6 +17,7 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 from taskd.redis_server import RedisServer
 from taskd.settings import Settings, parse_settings
 from taskd.web.app import RUNNER_OPTIONS, create_app
+from taskd.web.errors import HANDLER_OPTIONS
 from tests.images import ImageServer
 from tests.s3_servers import S3Server, moto_server, s3rver
 from workers import Worker
@@ -151,7 +152,8 @@ async def start_worker() -> AsyncIterator[WorkerFactory]:
 @pytest.fixture
 def make_client(aiohttp_client: AiohttpClient) -> ClientFactory:
     async def make(settings: Settings) -> Client:
-        return await aiohttp_client(create_app(settings), server_kwargs=RUNNER_OPTIONS)
+        options = {**RUNNER_OPTIONS, **HANDLER_OPTIONS}
+        return await aiohttp_client(create_app(settings), server_kwargs=options)
 
     return make
 

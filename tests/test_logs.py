@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import orjson
 import pytest
@@ -10,6 +16,8 @@ import pytest
 from taskd.context import TaskLogger
 from taskd.logs import setup_logging
 from taskd.settings import LogSettings
+from tests.conftest import API_KEY, OTHER_SECRET, SECRET, ConfigFactory, free_port
+from tests.processes import taskd, wait_for_line, write_toml
 
 
 @pytest.fixture
@@ -42,3 +50,76 @@ def test_text_lines_name_the_process_and_respect_the_level(
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1
     assert " serve WARNING taskd.x: shown" in lines[0]
+
+
+def test_a_whole_runs_logs_hold_no_credential(make_config: ConfigFactory, tmp_path: Path) -> None:
+    """serve and worker at debug level, sent credentials every way a client can, good and bad."""
+    port = free_port()
+    config = write_toml(
+        tmp_path / "taskd.toml", make_config(server={"port": port}, log={"level": "debug"})
+    )
+    log = tmp_path / "run.log"
+    base = f"http://127.0.0.1:{port}"
+    argv = ("--config", str(config))
+    with (
+        taskd(*argv, "serve", cwd=tmp_path, log=log) as serve,
+        taskd(*argv, "worker", cwd=tmp_path, log=log),
+    ):
+        wait_for_line(log, "serving http://", serve)
+        hello = {"task_name": "hello", "name": "x"}
+        attempts = [
+            ("POST", f"/v1/create?secret={SECRET}&block=1", {"tasks": hello}, {}),
+            ("POST", "/v1/create", {"secret": SECRET, "tasks": hello, "block": True}, {}),
+            ("POST", "/v1/create", {"tasks": hello}, {"Authorization": f"Secret {SECRET}"}),
+            (
+                "POST",
+                "/v1/create",
+                {"tasks": hello, "api_key": API_KEY},
+                {"Origin": "https://example.com"},
+            ),
+            (
+                "POST",
+                "/v1/create",
+                {"tasks": hello},
+                {"Authorization": f"Api-Key {API_KEY}", "Origin": "https://evil.com"},
+            ),
+            ("POST", "/v1/create", {"tasks": hello, "secret": OTHER_SECRET + "x"}, {}),
+            ("POST", "/v1/cancel", {"tasks": ["A" * 26], "secret": OTHER_SECRET}, {}),
+            (
+                "GET",
+                f"/v1/create_file/x?task_name=hello&name=y&account=demo&sig={SECRET}",
+                None,
+                {},
+            ),
+        ]
+        for method, path, body, headers in attempts:
+            request = urllib.request.Request(
+                base + path,
+                method=method,
+                headers=headers,
+                data=orjson.dumps(body) if body is not None else None,
+            )
+            with contextlib.suppress(urllib.error.HTTPError):
+                urllib.request.urlopen(request, timeout=10).read()
+        # Past aiohttp's limits: answered before any handler, logged by aiohttp itself.
+        for raw in (
+            b"GET /v1/status?secret="
+            + SECRET.encode()
+            + b"&t="
+            + b"A" * 9000
+            + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Secret "
+            + SECRET.encode()
+            + b"A" * 9000
+            + b"\r\n\r\n",
+        ):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(raw)
+                assert sock.recv(100).startswith(b"HTTP/1.")
+        time.sleep(0.5)
+    text = log.read_text()
+    assert "Error handling request" in text  # aiohttp did log the oversized requests...
+    for credential in (SECRET, API_KEY, OTHER_SECRET):
+        assert credential not in text  # ...and nobody logged a credential
+    assert "Traceback" not in text
+    assert " ERROR " not in text

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 from taskd.connections import REDIS_ERRORS
@@ -62,3 +64,23 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return json_value({"status": "error", "message": "internal error"}, 500)
+
+
+class ServerLogger(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server logger (a supported setting: RequestHandler's `logger`): a
+    client's malformed request — an oversized request line or header, bad framing — is one
+    warning line, never a traceback at ERROR. aiohttp answers those itself, in plain text,
+    before any middleware runs; it offers no supported way to make that answer JSON."""
+
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info")
+        if isinstance(exc, HttpProcessingError):
+            # aiohttp's text is "400, message:\n  <why>": keep the why, shortened.
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            self.warning("%s: %s", str(msg) % args, (lines or [type(exc).__name__])[-1][:200])
+        else:
+            self.logger.exception(msg, *args, **kwargs)
+
+
+# Passed to aiohttp's RequestHandler by `serve` and by the tests' servers.
+HANDLER_OPTIONS: dict[str, Any] = {"logger": ServerLogger(logging.getLogger("aiohttp.server"))}
