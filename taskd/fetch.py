@@ -36,10 +36,28 @@ class FetchRefused(FetchError):
     """The guard refused the URL: no connection was made, and retrying cannot help."""
 
 
+# IPv6 ranges that carry or reach IPv4 addresses: they are never fetched unless allowed, as
+# the IPv4 address inside may be private (6to4, NAT64, Teredo, the 6bone and ORCHID relics).
+TRANSITION = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "2002::/16",
+        "64:ff9b::/96",
+        "64:ff9b:1::/48",
+        "2001::/32",
+        "3ffe::/16",
+        "2001:10::/28",
+    )
+)
+
+
 def non_public(ip: IPAddress) -> str | None:
     """What kind of non-public address `ip` is, or None for a public one."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return non_public(ip.ipv4_mapped)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return non_public(ip.ipv4_mapped)
+        if any(ip in network for network in TRANSITION):
+            return "transition (IPv4-embedding)"
     for kind, flag in (
         ("loopback", ip.is_loopback),
         ("unspecified", ip.is_unspecified),

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def valid_host(host: str) -> bool:
+    """A DNS name of letters, digits and hyphens (punycode for the rest), or an IP address."""
+    if ":" in host:  # urlsplit took the brackets off an IPv6 literal
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return False
+        return True
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    return bool(host) and all(LABEL.fullmatch(label) for label in labels)
 
 
 @dataclass(frozen=True)
@@ -16,16 +31,21 @@ class Origin:
 
     @classmethod
     def parse(cls, url: str) -> Origin | None:
-        """The origin of an Origin header or a Referer URL; None if it has none usable."""
+        """The origin of an Origin header or a Referer URL; None if it has none usable, or
+        one no browser sends (user info, backslashes, empty labels, odd characters)."""
+        url = url.strip()
+        if "\\" in url:
+            return None
         try:
-            parts = urlsplit(url.strip())
+            parts = urlsplit(url)
             port = parts.port
         except ValueError:
             return None
         scheme = parts.scheme.lower()
-        if scheme not in DEFAULT_PORTS or not parts.hostname:
+        host = (parts.hostname or "").lower()
+        if scheme not in DEFAULT_PORTS or "@" in parts.netloc or not valid_host(host):
             return None
-        return cls(scheme, parts.hostname.lower().rstrip("."), port or DEFAULT_PORTS[scheme])
+        return cls(scheme, host.rstrip("."), port or DEFAULT_PORTS[scheme])
 
     def serialize(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host

@@ -37,6 +37,10 @@ async def fetcher() -> AsyncIterator[Fetcher]:
         ("100.64.0.1", "non-public"),
         ("93.184.216.34", None),
         ("2606:4700::1111", None),
+        # IPv6 that embeds or reaches IPv4: 6to4 of 127.0.0.1, NAT64 of 10.0.0.1, Teredo.
+        ("2002:7f00:1::", "transition (IPv4-embedding)"),
+        ("64:ff9b::a00:1", "transition (IPv4-embedding)"),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "transition (IPv4-embedding)"),
     ],
 )
 def test_address_kinds(address: str, kind: str | None) -> None:

@@ -43,7 +43,23 @@ def test_pattern(pattern: str, url: str, allowed: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["null", "", "ftp://example.com", "https://", "not a url", "https://a.com:99999"]
+    "url",
+    [
+        "null",
+        "",
+        "ftp://example.com",
+        "https://",
+        "not a url",
+        "https://a.com:99999",
+        # What no browser sends: user info, backslashes, empty or odd labels.
+        "http://evil.com\\@localhost",
+        "http://evil.com@localhost",
+        "https://evil.com\\.example.com",
+        "https://.example.com",
+        "https://a..example.com",
+        "https://a_b.example.com",
+        "https://a%2eb.example.com",
+    ],
 )
 def test_unusable_origins(url: str) -> None:
     assert Origin.parse(url) is None
