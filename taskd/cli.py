@@ -70,29 +70,18 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from taskd.process import raise_open_file_limit
-    from taskd.web.app import RUNNER_OPTIONS, create_app
-    from taskd.web.errors import HANDLER_OPTIONS
+    from taskd.web.app import create_app
+    from taskd.web.serving import connection_limit, serve_forever
 
     require_redis(settings.redis)
     host, port = settings.server.host, settings.server.port
     # Every open stream is a file descriptor: allow as many as the system lets us.
-    logging.getLogger("taskd.serve").info("open files: up to %d", raise_open_file_limit())
+    open_files = raise_open_file_limit()
+    logging.getLogger("taskd.serve").info("open files: up to %d", open_files)
+    limit = connection_limit(settings.server.max_connections, open_files)
     try:
-        web.run_app(
-            create_app(settings),
-            host=host,
-            port=port,
-            access_log=None,
-            # called once the socket listens
-            print=lambda _: logging.getLogger("taskd.serve").info(
-                "serving http://%s:%d", host, port
-            ),
-            **RUNNER_OPTIONS,  # type: ignore[arg-type]
-            **HANDLER_OPTIONS,
-        )
+        asyncio.run(serve_forever(create_app(settings), host, port, limit))
     except OSError as exc:
         raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     return 0

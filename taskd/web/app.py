@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from aiohttp import web
 
@@ -70,4 +72,4 @@ async def end_waits(app: web.Application) -> None:
 
 
 # Streams and blocking requests end when their client goes away, releasing their subscriptions.
-RUNNER_OPTIONS = {"handler_cancellation": True, "shutdown_timeout": 3.0}
+RUNNER_OPTIONS: dict[str, Any] = {"handler_cancellation": True, "shutdown_timeout": 3.0}
