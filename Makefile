@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 
 S3RVER := .node/node_modules/.bin/s3rver
 
-.PHONY: run test quick lint bench format clean redis-server chromium
+.PHONY: run test quick fuzz lint bench format clean redis-server chromium
 
 run: $(INSTALLED) redis-server
 	$(BIN)/taskd run
@@ -17,6 +17,10 @@ test: $(INSTALLED) redis-server $(S3RVER) chromium
 # The inner loop: everything but the fault tests that start and kill real processes.
 quick: $(INSTALLED) redis-server $(S3RVER) chromium
 	$(BIN)/pytest -m "not faults"
+
+# The raw-request fuzz run at ten times the size `make test` gives it.
+fuzz: $(INSTALLED) redis-server
+	FUZZ_EXAMPLES=50000 $(BIN)/pytest tests/test_fuzz.py -k raw
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import redis
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from taskd.redis_server import RedisServer
@@ -152,8 +152,12 @@ async def start_worker() -> AsyncIterator[WorkerFactory]:
 @pytest.fixture
 def make_client(aiohttp_client: AiohttpClient) -> ClientFactory:
     async def make(settings: Settings) -> Client:
-        options = {**RUNNER_OPTIONS, **HANDLER_OPTIONS}
-        return await aiohttp_client(create_app(settings), server_kwargs=options)
+        # Started here: TestServer ignores runner options given to its constructor, and
+        # sets handler_cancellation itself.
+        server = TestServer(create_app(settings))
+        options = {k: v for k, v in RUNNER_OPTIONS.items() if k != "handler_cancellation"}
+        await server.start_server(**options, **HANDLER_OPTIONS)
+        return await aiohttp_client(server)
 
     return make
 
