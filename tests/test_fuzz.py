@@ -228,8 +228,5 @@ async def fuzz_target(
     [task] = await response.json()
     yield idle_api, task
     response = await idle_api.get("/v1/status", params={"tasks": task["key"]})
-    assert (await response.json())[0]["status"] in (
-        "queued",
-        "error",
-    )  # a fuzzed cancel needs the key
+    assert (await response.json())[0] == task  # the fuzzer never knew its key
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
