@@ -123,7 +123,9 @@ def main() -> None:
     server = RedisServer(work / "redis", port=free_port()).start()
     port = free_port()
     config = taskd_config(work, port, server)
-    config.write_text(config.read_text().replace("max_jobs = 10", "max_jobs = 1"))
+    # One worker slot; and one cancel names the whole burst.
+    text = config.read_text().replace("max_jobs = 10", "max_jobs = 1")
+    config.write_text(text.replace("[server]\n", "[server]\nmax_keys_per_request = 100000\n", 1))
     env = {**os.environ, "TASKD_CONFIG": str(config), "PYTHONPATH": str(Path.cwd())}
     log = work / "taskd.log"
     python = [sys.executable, "-m", "taskd"]
