@@ -48,15 +48,8 @@ class Client:
         )
 
 
-async def open_session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-
-
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(__file__))
-    from drive import LoopThread, drive_async
+    from http_drive import drive_http
 
-    runner = LoopThread()
-    session = runner.call(open_session())
-    drive_async(runner, Client(session))
-    runner.call(session.close())
+    drive_http(Client)
