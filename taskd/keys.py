@@ -56,11 +56,6 @@ class Keys:
         return f"{self.prefix}:wake"
 
     @property
-    def workers(self) -> str:
-        """Living workers: a hash of worker id → JSON heartbeat."""
-        return f"{self.prefix}:workers"
-
-    @property
     def expiring(self) -> str:
         """Tasks whose files are deleted once their record expires, scored by that time (ms)."""
         return f"{self.prefix}:files:expiring"

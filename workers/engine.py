@@ -48,7 +48,6 @@ class Engine:
         self.changed = asyncio.Event()
         self.stopping = False
         self.handed: list[Job] = []  # interrupted by the shutdown, to hand back
-        self.settled = 0  # attempts this worker settled
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -124,7 +123,6 @@ class Engine:
             if json is None:
                 log.info("task %s: its lease was gone; this outcome is dropped", outcome.job.key)
                 continue
-            self.settled += 1
             url = callback_url(outcome.job.callbacks, outcome.status)
             account = self.boundary.settings.accounts.get(outcome.job.account)
             if url and account is not None:  # an account no longer configured: nobody to sign
