@@ -172,6 +172,7 @@ BODIES = st.one_of(st.binary(max_size=200), BODY.map(orjson.dumps))
 RAW_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "5000"))
 
 
+@pytest.mark.timeout(max(300, RAW_EXAMPLES // 10))  # ~100 requests a second on a busy machine
 @settings(
     max_examples=RAW_EXAMPLES,
     deadline=None,
