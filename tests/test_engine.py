@@ -47,6 +47,13 @@ async def until_running(client: Client, key: str) -> dict[str, Any]:
     raise AssertionError("the stream ended before the task ran")
 
 
+async def start_run(client: Client, path: Path, seconds: float) -> dict[str, Any]:
+    """A test.runs task of `seconds`, once it runs: its status then."""
+    definition = {"task_name": "test.runs", "path": str(path), "seconds": seconds}
+    [queued] = await create_ok(client, definition)
+    return await until_running(client, queued["key"])
+
+
 @pytest.mark.parametrize(
     ("kind", "message"),
     [
@@ -119,13 +126,10 @@ async def test_shutdown_hands_running_tasks_back_at_once(
     # A long lease: only the hand-back can explain a quick second run.
     settings = make_settings(worker={"lease": 300, "shutdown_grace": 0.2})
     first = await start_worker(settings)
-    runs = tmp_path / "runs"
-    definition = {"task_name": "test.runs", "path": str(runs), "seconds": 0.5}
-    [queued] = await create_ok(idle_api, definition)
-    started = await until_running(idle_api, queued["key"])
+    started = await start_run(idle_api, tmp_path / "runs", 0.5)
     await first.stop()
     await start_worker(settings)
-    [final] = await wait_status(idle_api, [queued["key"]])
+    [final] = await wait_status(idle_api, [started["key"]])
     assert (final["status"], final["result"]) == ("success", 2)
     assert final["events"]["started"] > started["events"]["started"]
 
@@ -135,9 +139,7 @@ async def test_a_task_finishing_within_the_grace_is_not_handed_back(
 ) -> None:
     settings = make_settings(worker={"shutdown_grace": 5})
     worker = await start_worker(settings)
-    definition = {"task_name": "test.runs", "path": str(tmp_path / "runs"), "seconds": 0.3}
-    [queued] = await create_ok(idle_api, definition)
-    await until_running(idle_api, queued["key"])
+    queued = await start_run(idle_api, tmp_path / "runs", 0.3)
     await worker.stop()
     [final] = await wait_status(idle_api, [queued["key"]])
     assert (final["status"], final["result"]) == ("success", 1)
@@ -148,9 +150,7 @@ async def test_a_stopping_worker_claims_nothing_more(
 ) -> None:
     settings = make_settings(worker={"shutdown_grace": 5, "max_jobs": 1})
     worker = await start_worker(settings)
-    slow = {"task_name": "test.runs", "path": str(tmp_path / "a"), "seconds": 0.3}
-    [running] = await create_ok(idle_api, slow)
-    await until_running(idle_api, running["key"])
+    running = await start_run(idle_api, tmp_path / "a", 0.3)
     stopping = asyncio.create_task(worker.stop())
     await asyncio.sleep(0)
     [waiting] = await create_ok(idle_api, {"task_name": "hello", "name": "later"})
