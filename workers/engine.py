@@ -18,7 +18,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from taskd.callbacks import callback_url, webhook_key
+from taskd.auth import Accounts
+from taskd.callbacks import callback_url
 from taskd.connections import REDIS_UNAVAILABLE
 from taskd.jobs import Job
 from taskd.queue import Outcome, Queue
@@ -41,6 +42,7 @@ class Engine:
         self.boundary = boundary
         self.queue = queue
         self.listener = listener  # for the wake-up channel: no socket timeout
+        self.accounts = Accounts(boundary.settings.accounts)  # their callback keys, once
         self.running: dict[str, tuple[Job, asyncio.Task[None]]] = {}
         self.finished: list[Outcome] = []  # attempts that ended, not settled yet
         self.candidates: list[str] = []  # keys thought queued, claimed first
@@ -124,10 +126,11 @@ class Engine:
                 log.info("task %s: its lease was gone; this outcome is dropped", outcome.job.key)
                 continue
             url = callback_url(outcome.job.callbacks, outcome.status)
-            account = self.boundary.settings.accounts.get(outcome.job.account)
+            account = self.accounts.by_name.get(outcome.job.account)
             if url and account is not None:  # an account no longer configured: nobody to sign
-                key = webhook_key(account.callback_secret)
-                self.boundary.services.callbacks.send(outcome.job.key, url, json, key)
+                self.boundary.services.callbacks.send(
+                    outcome.job.key, url, json, account.webhook_key
+                )
 
     # -- what arrives from outside ------------------------------------------------------------
 
