@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import mimetypes
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from taskd.errors import TaskFailed
 from taskd.fetch import Fetched, Fetcher
-from taskd.settings import MachineSettings
 from taskd.storage import Storage, check_name
 
+if TYPE_CHECKING:
+    from taskd.records import Records
+    from taskd.remote.machines import Machine, Machines
+
 ProgressReporter = Callable[[Any], Awaitable[None]]
+# Why the engine stopped an attempt (the message of the CancelledError a task sees): only a
+# client's cancel ends the work for good; on a shutdown or a lost lease the task runs again.
+CANCELLED = "cancelled"
+
+
+def cancelled_by_client(exc: asyncio.CancelledError) -> bool:
+    return bool(exc.args) and exc.args[0] == CANCELLED
 
 
 class TaskLogger(logging.LoggerAdapter[logging.Logger]):
@@ -32,13 +45,16 @@ class TaskContext:
         self,
         key: str,
         name: str,
+        attempt: int,
         report: ProgressReporter,
-        machines: Mapping[str, MachineSettings],
+        machines: Machines,
         storage: Storage,
         fetcher: Fetcher,
+        records: Records,
     ) -> None:
         self.key = key
         self.name = name
+        self.attempt = attempt  # 1 on the first run; more when a lost worker's task runs again
         self.machines = machines
         self.logger = TaskLogger(logging.getLogger(f"tasks.{name}"), {"task_key": key})
         self.files: list[str] = []
@@ -46,6 +62,7 @@ class TaskContext:
         self._report = report
         self._storage = storage
         self._fetcher = fetcher
+        self._records = records
 
     async def progress(self, value: Any) -> None:
         """Publish `value` (any JSON value) as the task's `progress`."""
@@ -65,3 +82,38 @@ class TaskContext:
     async def fetch(self, url: str) -> Fetched:
         """GET `url` through the guard (public addresses only, size cap, timeouts)."""
         return await self._fetcher.get(url)
+
+    def fetch_stream(
+        self, url: str
+    ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """GET `url` through the guard, its body in chunks: `async with ctx.fetch_stream(u)`."""
+        return self._fetcher.stream(url)
+
+    def machine(self, name: str) -> Machine:
+        try:
+            return self.machines[name]
+        except KeyError:
+            raise TaskFailed(f"unknown machine {name!r}") from None
+
+    async def remember(self, name: str, value: str) -> None:
+        """Keep `value` for a later attempt of this task (one that runs after its worker died)."""
+        if not await self._records.note(self.key, self.attempt, name, value):
+            raise TaskFailed("lease lost")
+
+    async def recall(self, name: str) -> str | None:
+        """What an earlier attempt remembered under `name`, if any."""
+        return await self._records.recall(self.key, name)
+
+    async def output_of(self, key: str, name: str | None) -> tuple[str, AsyncIterator[bytes]]:
+        """An output file of another task that succeeded (`name` may be omitted if it has one)."""
+        files = await self._records.files(key)
+        if files is None:
+            raise TaskFailed(f"task {key} is unknown or did not succeed")
+        if name is None:
+            if len(files) != 1:
+                raise TaskFailed(f"task {key} has {len(files)} files: name one with source_file")
+            name = files[0]
+        if name not in files:
+            choices = ", ".join(repr(f) for f in files) or "none"
+            raise TaskFailed(f"task {key} has no file {name!r} (its files: {choices})")
+        return name, self._storage.read(key, name)

@@ -7,9 +7,10 @@ are capped at `max_bytes` while they stream in.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -169,38 +170,54 @@ class Fetcher:
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Fetched:
-        """Follow up to MAX_REDIRECTS redirects, checking every hop; errors are FetchError."""
+        """The whole answer, at most `max_bytes`; errors are FetchError."""
+        async with self.opened(method, url, body, headers) as (target, response):
+            data = b"".join([chunk async for chunk in self.chunks(target, response)])
+            return Fetched(str(target), response.status, response.content_type, data)
+
+    @contextlib.asynccontextmanager
+    async def stream(self, url: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        """GET `url`, its body as chunks as they arrive (capped at `max_bytes` too)."""
+        async with self.opened("GET", url) as (target, response):
+            yield self.chunks(target, response)
+
+    @contextlib.asynccontextmanager
+    async def opened(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[tuple[URL, aiohttp.ClientResponse]]:
+        """Follow up to MAX_REDIRECTS redirects, checking every hop; the final response."""
         assert self._session is not None, "use the fetcher inside `async with`"
         target = self.checked_url(url)
         for _ in range(MAX_REDIRECTS + 1):
             try:
-                async with self._session.request(
+                response = await self._session.request(
                     method, target, data=body, headers=headers, allow_redirects=False
-                ) as response:
-                    location = response.headers.get("Location")
-                    if response.status in REDIRECTS and location:
-                        target = self.checked_url(str(target.join(URL(location))))
-                        if response.status == 303 or (
-                            response.status in (301, 302) and method == "POST"
-                        ):
-                            method, body = "GET", None
-                        continue
-                    if response.status >= 400:
-                        raise FetchError(
-                            f"fetch failed: {target}: HTTP {response.status} {response.reason}"
-                        )
-                    return Fetched(
-                        str(target),
-                        response.status,
-                        response.content_type,
-                        await self.read(target, response),
-                    )
-            except FetchError:
-                raise
+                )
             except TimeoutError:
                 raise FetchError(f"fetch failed: {target}: timed out") from None
             except aiohttp.ClientError as exc:
                 raise FetchError(f"fetch failed: {target}: {describe(exc)}") from None
+            try:
+                location = response.headers.get("Location")
+                if response.status in REDIRECTS and location:
+                    target = self.checked_url(str(target.join(URL(location))))
+                    if response.status == 303 or (
+                        response.status in (301, 302) and method == "POST"
+                    ):
+                        method, body = "GET", None
+                    continue
+                if response.status >= 400:
+                    raise FetchError(
+                        f"fetch failed: {target}: HTTP {response.status} {response.reason}"
+                    )
+                yield target, response
+                return
+            finally:
+                response.release()
         raise FetchError(f"fetch failed: {url}: more than {MAX_REDIRECTS} redirects")
 
     def checked_url(self, url: str) -> URL:
@@ -224,18 +241,21 @@ class Fetcher:
             self.policy.check(host, host)
         return parsed
 
-    async def read(self, url: URL, response: aiohttp.ClientResponse) -> bytes:
+    async def chunks(self, url: URL, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         limit = self.settings.max_bytes
         if response.content_length is not None and response.content_length > limit:
             raise FetchError(f"fetch failed: {url}: larger than {limit} bytes")
-        chunks: list[bytes] = []
         size = 0
-        async for chunk in response.content.iter_chunked(CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise FetchError(f"fetch failed: {url}: larger than {limit} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            async for chunk in response.content.iter_chunked(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise FetchError(f"fetch failed: {url}: larger than {limit} bytes")
+                yield chunk
+        except TimeoutError:
+            raise FetchError(f"fetch failed: {url}: timed out") from None
+        except aiohttp.ClientError as exc:
+            raise FetchError(f"fetch failed: {url}: {describe(exc)}") from None
 
 
 def describe(exc: aiohttp.ClientError) -> str:

@@ -92,6 +92,8 @@ class Records:
         self._create = Script(redis, keys, "create")
         self._progress = Script(redis, keys, "progress")
         self._cancel = Script(redis, keys, "cancel")
+        self._upload = Script(redis, keys, "upload")
+        self._note = Script(redis, keys, "note")
 
     async def create(
         self, account: str, limits: Limits, tasks: Sequence[NewTask], keys: Sequence[str]
@@ -151,6 +153,42 @@ class Records:
     async def progress(self, key: str, attempt: int, value: Any) -> None:
         """Publish a running task's progress; ignored unless `attempt` holds its lease."""
         await self._progress([self.keys.task(key)], [key, attempt, orjson.dumps(value)])
+
+    async def create_upload(
+        self, account: str, rate_per_minute: int, key: str, result: Any, name: str
+    ) -> bytes:
+        """The record of an uploaded file, `success` at once; counts toward rate_per_minute."""
+        reply: list[Any] = await self._upload(
+            [self.keys.rate(account), self.keys.task(key), self.keys.expiring],
+            [
+                now_ms(),
+                rate_per_minute,
+                now_iso(),
+                account,
+                key,
+                orjson.dumps(result),
+                orjson.dumps([name]),
+                self.result_ttl,
+            ],
+        )
+        if reply[0] == b"limit":
+            raise LimitReached("rate_per_minute", rate_per_minute, int(reply[2]))
+        return bytes(reply[1])
+
+    async def note(self, key: str, attempt: int, name: str, value: str) -> bool:
+        """Keep `value` for the task's later attempts; False if `attempt` lost the lease."""
+        return bool(await self._note([self.keys.task(key)], [attempt, name, value]))
+
+    async def recall(self, key: str, name: str) -> str | None:
+        value = await self.redis.hget(self.keys.task(key), f"note:{name}")  # type: ignore[misc]
+        return value.decode() if value else None
+
+    async def files(self, key: str) -> list[str] | None:
+        """The files of a task that succeeded; None if it is unknown or did not succeed."""
+        status, files = await self.redis.hmget(self.keys.task(key), ["status", "files"])  # type: ignore[misc]
+        if status != b"success":
+            return None
+        return list(orjson.loads(files)) if files else []
 
     async def cancel(
         self, keys: Sequence[str], owners: Sequence[Owner]

@@ -7,9 +7,9 @@ import pkgutil
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
 
 from taskd.context import TaskContext
 from taskd.errors import TaskdError
@@ -21,6 +21,16 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def configured_machine(name: str, info: ValidationInfo) -> str:
+    machines = (info.context or {}).get("machines")
+    if machines is not None and name not in machines:
+        known = ", ".join(repr(m) for m in sorted(machines)) or "none are configured"
+        raise ValueError(f"unknown machine {name!r} (machines: {known})")
+    return name
+
+
+# A task parameter naming one of the `[machines.*]`: any other name is a 400 at create.
+MachineName = Annotated[str, AfterValidator(configured_machine)]
 P = TypeVar("P", bound=Params)
 # Accepted by every task: where its final status is POSTed on success, resp. on error.
 CALLBACKS = ("url_callback", "url_errback")
@@ -40,6 +50,8 @@ class TaskSpec(Generic[P]):
     run: TaskFunction[P]
     description: str
     files: list[str] | None = None
+    # Bound by `[worker] job_timeout`; a task that follows work elsewhere (a Slurm job) is not.
+    bounded: bool = True
 
     def catalog_entry(self) -> dict[str, Any]:
         schema = self.params.model_json_schema()
@@ -62,13 +74,14 @@ class TaskSpec(Generic[P]):
 
 
 def task(
-    name: str, params: type[P], *, files: list[str] | None = None
+    name: str, params: type[P], *, files: list[str] | None = None, bounded: bool = True
 ) -> Callable[[TaskFunction[P]], TaskSpec[P]]:
-    """Register an async function under `name`; its docstring's first line is the description."""
+    """Register an async function under `name`; its docstring's first line is the description.
+    `bounded=False` frees it from `[worker] job_timeout` (it enforces its own limit)."""
 
     def wrap(fn: TaskFunction[P]) -> TaskSpec[P]:
         doc = (fn.__doc__ or "").strip().splitlines()
-        return TaskSpec(name, params, fn, doc[0] if doc else "", files)
+        return TaskSpec(name, params, fn, doc[0] if doc else "", files, bounded)
 
     return wrap
 
@@ -89,7 +102,9 @@ class RegistryError(TaskdError):
 class Registry:
     """The named tasks of one process, by name."""
 
-    def __init__(self, specs: Iterable[TaskSpec[Any]]) -> None:
+    def __init__(self, specs: Iterable[TaskSpec[Any]], machines: Iterable[str] = ()) -> None:
+        # What parameters are checked against beyond their types: the configured machines.
+        self.context = {"machines": frozenset(machines)}
         self.specs: dict[str, TaskSpec[Any]] = {}
         for spec in specs:
             if spec.name in self.specs:
@@ -102,11 +117,16 @@ class Registry:
     def __getitem__(self, name: str) -> TaskSpec[Any]:
         return self.specs[name]
 
+    def validate(self, name: str, raw: Any) -> Params:
+        """The parameters of task `name` (pydantic's ValidationError if they are not)."""
+        params: Params = self.specs[name].params.model_validate(raw, context=self.context)
+        return params
+
     def catalog(self) -> list[dict[str, Any]]:
         return [self.specs[name].catalog_entry() for name in sorted(self.specs)]
 
 
-def load_registry(modules: Iterable[str]) -> Registry:
+def load_registry(modules: Iterable[str], machines: Iterable[str] = ()) -> Registry:
     """Import each module (and, for a package, its submodules) and collect its tasks."""
     specs: list[TaskSpec[Any]] = []
     for name in modules:
@@ -115,7 +135,7 @@ def load_registry(modules: Iterable[str]) -> Registry:
                 specs.extend(v for v in vars(module).values() if isinstance(v, TaskSpec))
         except ImportError as exc:
             raise RegistryError(f"cannot load task module {name!r}: {exc}") from None
-    return Registry(specs)
+    return Registry(specs, machines)
 
 
 def walk(module: ModuleType) -> Iterator[ModuleType]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import tomllib
 from collections.abc import Mapping
@@ -156,13 +157,39 @@ class AccountSettings(Section):
 class MachineSettings(Section):
     host: str
     port: Annotated[int, Field(ge=1, le=65535)] = 22
-    username: str = ""
+    username: str = Field(default_factory=getpass.getuser)
     client_keys: list[str] = []
+    # Required to exist: the host key is checked against it, unknown or changed keys refused.
     known_hosts: str = "~/.ssh/known_hosts"
     scheduler: Literal["shell", "slurm"] = "shell"
+    # Where relative paths point and each slurm.submit gets its `<workdir>/<task key>`.
     workdir: str = ""
     connect_timeout: Annotated[float, Field(gt=0)] = 10
+    # Slurm: all followed jobs are looked at once per interval, with one squeue.
     poll_interval: Annotated[float, Field(gt=0)] = 1
+    # taskd's own commands (sbatch, squeue, ls…) end with an error after this long.
+    command_timeout: Annotated[float, Field(gt=0)] = 60
+    # Channels (commands, SFTP sessions) open at once; sshd refuses more than MaxSessions (10).
+    max_channels: Annotated[int, Field(ge=1)] = 8
+    # Seconds between SSH keepalives; three unanswered ones mean the connection dropped.
+    keepalive: Annotated[float, Field(gt=0)] = 15
+
+    @field_validator("client_keys")
+    @classmethod
+    def check_keys(cls, paths: list[str]) -> list[str]:
+        return [existing_file(path, "client key") for path in paths]
+
+    @field_validator("known_hosts")
+    @classmethod
+    def check_known_hosts(cls, path: str) -> str:
+        return existing_file(path, "known_hosts")
+
+
+def existing_file(path: str, what: str) -> str:
+    expanded = os.path.expanduser(path)
+    if not os.path.isfile(expanded):
+        raise ValueError(f"{what} file {path} not found")
+    return expanded
 
 
 class Settings(Section):

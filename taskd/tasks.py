@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from taskd.context import TaskContext
 from taskd.errors import TaskFailed
-from taskd.registry import Params, task
+from taskd.registry import MachineName, Params, task
 
-__all__ = ["Params", "TaskContext", "TaskFailed", "task"]
+__all__ = ["MachineName", "Params", "TaskContext", "TaskFailed", "task"]

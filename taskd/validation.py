@@ -59,7 +59,6 @@ def validate_definition(
         raise InvalidRequest(
             [Problem(at("task_name"), location, f"unknown task name: {task_name!r}")]
         )
-    spec = registry[task_name]
     raw = {k: v for k, v in definition.items() if k != "task_name" and k not in CALLBACKS}
     problems: list[Problem] = []
     callbacks: dict[str, str] = {}
@@ -72,7 +71,7 @@ def validate_definition(
         else:
             problems.append(Problem(at(name), location, f"{name} must be an http(s) URL"))
     try:
-        params = spec.params.model_validate(raw)
+        params = registry.validate(task_name, raw)
     except ValidationError as exc:
         problems += [
             Problem(at(*(str(p) for p in err["loc"])), location, describe(err))
@@ -90,4 +89,6 @@ def describe(err: Mapping[str, Any]) -> str:
         return f"{field} is missing"
     if err["type"] == "extra_forbidden":
         return f"{field} is not a parameter of this task"
+    if err["type"] == "value_error":  # a validator's own words, without pydantic's prefix
+        return f"{field}: {err['ctx']['error']}"
     return f"{field}: {err['msg']}"

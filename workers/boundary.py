@@ -35,10 +35,12 @@ class Boundary:
         context = TaskContext(
             job.key,
             job.name,
+            job.attempt,
             self.reporter(job),
-            self.settings.machines,
+            self.services.machines,
             self.services.storage,
             self.services.fetcher,
+            self.records,
         )
         try:
             status, result = await self.outcome_of(job, context)
@@ -58,8 +60,8 @@ class Boundary:
             if job.name not in self.registry:
                 raise TaskFailed(f"unknown task: {job.name!r}")
             spec = self.registry[job.name]
-            params = spec.params.model_validate(job.params)
-            async with asyncio.timeout(timeout) as deadline:
+            params = self.registry.validate(job.name, job.params)
+            async with asyncio.timeout(timeout if spec.bounded else None) as deadline:
                 result = await spec.run(context, params)
             return "success", orjson.dumps(result)
         except TimeoutError as exc:

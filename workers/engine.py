@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from taskd.auth import Accounts
 from taskd.callbacks import callback_url
 from taskd.connections import REDIS_UNAVAILABLE
+from taskd.context import CANCELLED
 from taskd.jobs import Job
 from taskd.queue import Outcome, Queue
 from taskd.settings import WorkerSettings
@@ -142,13 +143,13 @@ class Engine:
         self.changed.set()
 
     def aborted(self, key: str) -> None:
-        self.cancel(key, "cancelled")
+        self.cancel(key, CANCELLED)
 
     def cancel(self, key: str, why: str) -> None:
         entry = self.running.get(key)
         if entry is not None and not entry[1].done():
             log.info("task %s: stopping it (%s)", key, why)
-            entry[1].cancel()
+            entry[1].cancel(why)  # the task sees why: only a client's cancel is for good
 
     async def listen(self) -> None:
         await listen(self.listener, self.queue.keys.wake, self.queued, self.aborted)

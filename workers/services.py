@@ -14,6 +14,7 @@ from taskd.callbacks import Callbacks
 from taskd.connections import REDIS_ERRORS
 from taskd.fetch import Fetcher
 from taskd.keys import Keys
+from taskd.remote.machines import Machines
 from taskd.settings import Settings
 from taskd.storage import Storage, open_storage, sweep
 
@@ -26,6 +27,7 @@ class Services:
     storage: Storage
     fetcher: Fetcher
     callbacks: Callbacks
+    machines: Machines
 
 
 @contextlib.asynccontextmanager
@@ -35,10 +37,12 @@ async def open_services(settings: Settings, redis: Redis, keys: Keys) -> AsyncIt
         Fetcher(settings.fetch) as fetcher,
     ):
         callbacks = Callbacks(fetcher)
+        machines = Machines(settings.machines)
         sweeper = asyncio.create_task(sweep_forever(redis, keys, storage), name="taskd-sweeper")
         try:
-            yield Services(storage, fetcher, callbacks)
+            yield Services(storage, fetcher, callbacks, machines)
         finally:
+            await machines.close()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper

@@ -25,7 +25,11 @@ class Worker:
 
     def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
         self.settings = settings
-        self.registry = registry if registry is not None else load_registry(settings.tasks.modules)
+        self.registry = (
+            registry
+            if registry is not None
+            else load_registry(settings.tasks.modules, settings.machines)
+        )
         self.engine: Engine | None = None
         self.started = asyncio.Event()
         self._stop_requested = False

@@ -24,6 +24,7 @@ from taskd.settings import StorageSettings
 log = logging.getLogger(__name__)
 
 # Names are URL path segments and file names at once: nothing to encode, nothing hidden.
+CHUNK = 1 << 20  # bytes per read when a stored file is streamed
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # Take due task keys off the schedule atomically, so concurrent sweepers never share one.
 # KEYS: schedule. ARGV: now_ms, batch size.
@@ -54,6 +55,9 @@ def check_name(name: str) -> str:
 class Storage(Protocol):
     async def put(self, key: str, name: str, data: bytes | Path, content_type: str) -> None:
         """Store one output file of task `key`; replaces a file of the same name."""
+
+    def read(self, key: str, name: str) -> AsyncIterator[bytes]:
+        """The file's bytes in chunks, never whole in memory (StorageError if it is gone)."""
 
     async def url(self, key: str, name: str, base: str) -> str:
         """Where a client fetches the file; `base` is this server's public URL."""

@@ -8,11 +8,13 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from redis.asyncio import Redis
 
 from taskd.signing import EXPIRES, sign_url
+from taskd.storage import CHUNK, StorageError
 
 
 class LocalStorage:
@@ -52,6 +54,17 @@ class LocalStorage:
                 else:
                     out.write(body)
             os.replace(temp, target)
+
+    async def read(self, key: str, name: str) -> AsyncIterator[bytes]:
+        try:
+            source = await asyncio.to_thread(self.path(key, name).open, "rb")
+        except OSError as exc:
+            raise StorageError(f"file {name!r} of task {key}: {exc.strerror}") from None
+        try:
+            while chunk := await asyncio.to_thread(source.read, CHUNK):
+                yield chunk
+        finally:
+            source.close()
 
     async def url(self, key: str, name: str, base: str) -> str:
         expires = str(int(time.time()) + self.url_ttl)

@@ -12,7 +12,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from taskd.settings import StorageSettings
-from taskd.storage import StorageError
+from taskd.storage import CHUNK, StorageError
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -70,6 +70,15 @@ class S3Storage:
             await self.client.put_object(
                 Bucket=self.bucket, Key=object_key, Body=body, ContentType=content_type
             )
+
+    async def read(self, key: str, name: str) -> AsyncIterator[bytes]:
+        try:
+            response = await self.client.get_object(Bucket=self.bucket, Key=f"{key}/{name}")
+        except ClientError as exc:
+            raise StorageError(f"file {name!r} of task {key}: {error_code(exc)}") from None
+        async with response["Body"] as body:
+            async for chunk in body.iter_chunks(CHUNK):
+                yield chunk
 
     async def url(self, key: str, name: str, base: str) -> str:
         return await self.client.generate_presigned_url(

@@ -27,7 +27,11 @@ from taskd.web.state import (
 
 
 def create_app(settings: Settings, registry: Registry | None = None) -> web.Application:
-    registry = registry if registry is not None else load_registry(settings.tasks.modules)
+    registry = (
+        registry
+        if registry is not None
+        else load_registry(settings.tasks.modules, settings.machines)
+    )
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
         middlewares=[error_middleware, headers_middleware],
