@@ -19,6 +19,7 @@ from taskd.settings import Settings, parse_settings
 from taskd.web.app import RUNNER_OPTIONS, create_app
 from taskd.web.errors import HANDLER_OPTIONS
 from tests.images import ImageServer
+from tests.remote_servers import Slurm, Sshd, remote_services
 from tests.s3_servers import S3Server, moto_server, s3rver
 from workers import Worker
 
@@ -57,6 +58,13 @@ def moto() -> Iterator[S3Server]:
 def signing_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     with s3rver(free_port(), tmp_path_factory.mktemp("s3rver")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sshd, Slurm]]:
+    """A real sshd in front of a real single-node Slurm (with accounting), for the session."""
+    with remote_services(tmp_path_factory.mktemp("remote")) as services:
+        yield services
 
 
 @pytest.fixture(autouse=True)

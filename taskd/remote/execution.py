@@ -74,22 +74,20 @@ async def run_command(
 ) -> Finished:
     """Run to the end, streaming both outputs to files; on cancellation end the remote group."""
     out, err = Tail(stdout), Tail(stderr)
-    pid: int | None = None
     try:
         async with machine.channel() as connection:
             machine.commands += 1
             process = await connection.create_process(
                 shell_line(command, cwd), encoding=None, stdin=asyncssh.DEVNULL
             )
+            first_line = asyncio.ensure_future(process.stdout.readline())
             try:
-                first = await process.stdout.readline()
-                with contextlib.suppress(ValueError):
-                    pid = int(first)
+                await asyncio.shield(first_line)
                 await asyncio.gather(copy(process.stdout, out), copy(process.stderr, err))
                 await process.wait_closed()
             except BaseException:
-                if pid is not None:
-                    await asyncio.shield(end_group(machine, pid))
+                # Stopped: end what runs there (its PID may still be on its way).
+                await asyncio.shield(end_group(machine, first_line))
                 raise
             finally:
                 process.close()
@@ -106,12 +104,20 @@ async def copy(stream: asyncssh.SSHReader[bytes], into: Tail) -> None:
         into.write(chunk)
 
 
-async def end_group(machine: Machine, pid: int) -> None:
+async def end_group(machine: Machine, first_line: asyncio.Future[bytes]) -> None:
     """TERM the command's process group, KILL what is left after KILL_AFTER seconds."""
+    try:
+        async with asyncio.timeout(machine.settings.command_timeout):
+            pid = int(await first_line)
+    except (TimeoutError, ValueError, asyncssh.Error, *DROPPED):
+        log.warning("machine %s: the command's PID never came; it may still run", machine.name)
+        return
+    # Zombies (ended, not reaped yet) count as gone.
+    alive = f"ps -o stat= -g {pid} | grep -q '^[^Z]'"
     line = (
         f"kill -TERM -- -{pid} 2>/dev/null || exit 0; "
-        f"for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 -- -{pid} 2>/dev/null || exit 0; "
-        f"sleep {KILL_AFTER / 10:g}; done; kill -KILL -- -{pid} 2>/dev/null; exit 0"
+        f"for i in 1 2 3 4 5 6 7 8 9 10; do {alive} || exit 0; sleep {KILL_AFTER / 10:g}; done; "
+        f"kill -KILL -- -{pid} 2>/dev/null; exit 0"
     )
     try:
         await machine.execute(line, timeout=KILL_AFTER + 10)
