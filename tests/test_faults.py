@@ -22,6 +22,7 @@ from taskd.redis_server import RedisServer
 from tests.conftest import SECRET, ConfigFactory, free_port
 from tests.helpers import ROOT
 from tests.processes import children, environment, taskd, wait_for_line, write_toml
+from tests.remote_servers import Slurm, Sshd
 
 pytestmark = pytest.mark.faults
 
@@ -259,3 +260,36 @@ def test_sigterm_on_serve_ends_open_streams_cleanly(
         assert serve.wait(timeout=10) == 0
     assert orjson.loads(first)[0]["status"] == "queued"
     assert rest == b""
+
+
+@pytest.mark.remote
+def test_a_killed_workers_slurm_job_is_followed_again_not_resubmitted(
+    serve: Callable[..., tuple[str, Path]], tmp_path: Path, remote: tuple[Sshd, Slurm]
+) -> None:
+    sshd, slurm = remote
+    lease = 3.0
+    machine = sshd.machine(scheduler="slurm", workdir=str(tmp_path / "work"), poll_interval=0.5)
+    base, config = serve(worker={"lease": lease, "shutdown_grace": 0}, machines={"hpc": machine})
+    argv = ("--config", str(config), "worker")
+    definition = {
+        "task_name": "slurm.submit",
+        "machine": "hpc",
+        "script": "#!/bin/sh\nsleep 6\necho finished\n",
+    }
+    with taskd(*argv, cwd=tmp_path, log=tmp_path / "a.log") as first:
+        key = str(create(base, definition)["key"])
+        until(lambda: status(base, key).get("progress") == "RUNNING", 30, "the job to run")
+        with taskd(*argv, cwd=tmp_path, log=tmp_path / "b.log") as second:
+            wait_for_line(tmp_path / "b.log", "worker started", second)
+            first.send_signal(signal.SIGKILL)
+            final = until(
+                lambda: (s := status(base, key)) and s["status"] != "executing" and s,
+                3 * lease + 30,
+                "the job's end",
+            )
+    assert final["status"] == "success", final
+    job_id = final["result"]["job_id"]
+    assert final["result"]["state"] == "COMPLETED"
+    assert f"following Slurm job {job_id} again" in (tmp_path / "b.log").read_text()
+    jobs = slurm.run("sacct", "-n", "-X", "-P", f"--name=taskd-{key}", "--format=JobID")
+    assert jobs.split() == [job_id]  # one job: the re-run did not submit again
