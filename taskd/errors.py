@@ -11,6 +11,7 @@ TaskdError
     │   └── LimitReached    401, an account limit (Retry-After where retrying helps)
     ├── Forbidden           403
     ├── NotFound            404, a message
+    ├── TooLarge            413, an upload over max_upload_bytes
     └── UnknownKeys         404, one entry per unknown task key
 """
 
@@ -72,6 +73,10 @@ class LimitReached(Unauthorized):
 
 class Forbidden(RequestError):
     status = 403
+
+
+class TooLarge(RequestError):
+    status = 413
 
 
 class NotFound(RequestError):

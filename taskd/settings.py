@@ -42,6 +42,8 @@ class ServerSettings(Section):
     heartbeat: Annotated[float, Field(ge=0)] = 0
     # Keys one status, stream or cancel request may name (a larger list: 400 `tasks`).
     max_keys_per_request: Annotated[int, Field(ge=1)] = 1000
+    # POST /v1/upload bodies at most (a 413 beyond); streamed to storage, never held whole.
+    max_upload_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024 * 1024
     # Open connections at most (beyond: a JSON 503); 0: a margin below the open-file limit.
     max_connections: Annotated[int, Field(ge=0)] = 0
 

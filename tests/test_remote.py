@@ -387,3 +387,21 @@ async def test_connection_failures_are_one_line_errors(
         f"machine unknown: host key of {where} not verifiable against {empty_hosts}"
     )
     assert all("\n" not in r for r in results.values())
+
+
+async def test_an_uploaded_file_is_staged_onto_a_machine(cluster: Client, workdir: Path) -> None:
+    data = os.urandom(2 * 1024 * 1024)
+    response = await cluster.post(f"/v1/upload/input.dat?secret={SECRET}", data=data)
+    [uploaded] = await response.json()
+    status = await run_one(
+        cluster,
+        {
+            "task_name": "remote.upload",
+            "machine": "cluster",
+            "source_task": uploaded["key"],  # its one file: no source_file needed
+            "target_path": "inputs/input.dat",
+        },
+    )
+    assert status["status"] == "success", status
+    assert status["result"]["md5"] == uploaded["result"]["md5"]
+    assert (workdir / "inputs" / "input.dat").read_bytes() == data

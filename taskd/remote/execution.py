@@ -9,7 +9,6 @@ closing our channel is never the only thing that stops the remote work.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import shlex
 from collections.abc import Sequence

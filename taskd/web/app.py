@@ -10,7 +10,7 @@ from aiohttp import web
 from taskd.auth import Accounts
 from taskd.registry import Registry, load_registry
 from taskd.settings import Settings
-from taskd.web import cancel, catalog, create, files, local_files, status
+from taskd.web import cancel, catalog, create, files, local_files, status, uploads
 from taskd.web.cors import add_cors_headers, preflight
 from taskd.web.errors import error_middleware
 from taskd.web.headers import headers_middleware
@@ -57,6 +57,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
         ("GET", "/v1/file", files.file),
         ("GET", "/v1/file/{filename}", files.file),
         ("GET", "/v1/files/{key}/{name}", local_files.serve),
+        ("POST", "/v1/upload/{filename}", uploads.upload),
     ]
     for method, path, handler in routes:
         if method == "GET":

@@ -58,6 +58,16 @@ class Params:
 
 async def read_params(request: web.Request, json_fields: frozenset[str] = frozenset()) -> Params:
     """Query parameters, overridden by the body's (POST); `json_fields` in a query are JSON."""
+    params = query_params(request, json_fields)
+    if request.method == "POST":
+        for name, value in (await read_body(request)).items():
+            params.values[name], params.sources[name] = value, "body"
+        return Params(params.values, params.sources, "body")
+    return params
+
+
+def query_params(request: web.Request, json_fields: frozenset[str] = frozenset()) -> Params:
+    """The query's parameters only (for a request whose body is not JSON: an upload)."""
     values: dict[str, Any] = {}
     sources: dict[str, Location] = {}
     for name in request.query:
@@ -66,10 +76,7 @@ async def read_params(request: web.Request, json_fields: frozenset[str] = frozen
         if name in json_fields and isinstance(value, str):
             value = parse_query_json(name, value)
         values[name], sources[name] = value, "querystring"
-    if request.method == "POST":
-        for name, value in (await read_body(request)).items():
-            values[name], sources[name] = value, "body"
-    return Params(values, sources, "body" if request.method == "POST" else "querystring")
+    return Params(values, sources)
 
 
 def parse_query_json(name: str, value: str) -> Any:
