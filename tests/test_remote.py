@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import os
 import time
 from pathlib import Path
@@ -391,7 +392,7 @@ async def test_connection_failures_are_one_line_errors(
 
 async def test_an_uploaded_file_is_staged_onto_a_machine(cluster: Client, workdir: Path) -> None:
     data = os.urandom(2 * 1024 * 1024)
-    response = await cluster.post(f"/v1/upload/input.dat?secret={SECRET}", data=data)
+    response = await cluster.post(f"/v1/upload/input.dat?secret={SECRET}", data=io.BytesIO(data))
     [uploaded] = await response.json()
     status = await run_one(
         cluster,
