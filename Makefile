@@ -6,17 +6,18 @@ INSTALLED := $(VENV)/.installed
 
 S3RVER := .node/node_modules/.bin/s3rver
 
-.PHONY: run test quick fuzz lint bench format clean redis-server chromium
+.PHONY: run test quick fuzz lint bench format clean redis-server chromium remote-services
 
 run: $(INSTALLED) redis-server
 	$(BIN)/taskd run
 
-test: $(INSTALLED) redis-server $(S3RVER) chromium
+test: $(INSTALLED) redis-server $(S3RVER) chromium remote-services
 	$(BIN)/pytest
 
-# The inner loop: everything but the fault tests that start and kill real processes.
+# The inner loop: everything but the fault tests that start and kill real processes, and the
+# remote tests that start sshd and Slurm.
 quick: $(INSTALLED) redis-server $(S3RVER) chromium
-	$(BIN)/pytest -m "not faults"
+	$(BIN)/pytest -m "not faults and not remote"
 
 # The raw-request fuzz run at ten times the size `make test` gives it.
 fuzz: $(INSTALLED) redis-server
@@ -69,6 +70,16 @@ redis-server: $(INSTALLED)
 $(S3RVER):
 	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
 	npm install --silent --no-audit --no-fund --prefix .node s3rver@3.7.1
+
+# The remote tests' daemons, from Debian: OpenSSH's sshd, and single-node Slurm with its
+# accounting (munge, MariaDB, slurmdbd). The tests start and stop each one themselves.
+REMOTE_DAEMONS := /usr/sbin/sshd /usr/sbin/munged /usr/sbin/mariadbd /usr/sbin/slurmdbd /usr/sbin/slurmctld /usr/sbin/slurmd
+remote-services:
+	@for daemon in $(REMOTE_DAEMONS); do [ -x $$daemon ] || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			openssh-server munge mariadb-server slurm-wlm slurm-client slurmdbd >/dev/null; \
+	fi
 
 # The browser the tests load pages in: Debian's chromium, never one downloaded at test time.
 chromium:

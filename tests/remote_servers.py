@@ -160,7 +160,7 @@ class Slurm:
 def start_slurm(daemons: Daemons, root: Path) -> Slurm:
     """munged, MariaDB, slurmdbd, slurmctld and slurmd: one node, `debug` partition."""
     root.mkdir(parents=True, exist_ok=True)
-    os.chmod(root, 0o755)
+    os.chmod(root, 0o755)  # noqa: S103 (munged and slurmd, other users, read through it)
     munge = root / "munge"
     munge.mkdir(mode=0o755)
     key = munge / "munge.key"
@@ -274,7 +274,7 @@ def start_slurm(daemons: Daemons, root: Path) -> Slurm:
                 "AccountingStorageHost=127.0.0.1",
                 f"AccountingStoragePort={dbd_port}",
                 f"AccountingStoragePass={socket_path}",
-                f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory} State=UNKNOWN",
+                f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory}",
                 "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
             ]
         )

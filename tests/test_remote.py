@@ -37,7 +37,7 @@ async def cluster(remote: tuple[Sshd, Slurm], make_api: ApiFactory, workdir: Pat
 async def run_one(client: Client, definition: dict[str, Any]) -> dict[str, Any]:
     [status] = await create_ok(client, definition, block=True)
     assert status["status"] in ("success", "error"), status
-    return status
+    return dict(status)
 
 
 async def file_text(client: Client, key: str, name: str) -> str:
@@ -130,7 +130,7 @@ async def test_long_output_is_truncated_in_the_result_and_whole_in_the_file(
     assert whole == "".join(f"{i}\n" for i in range(1, 200001))
 
 
-async def remote_pids(marker: str) -> list[int]:
+def remote_pids(marker: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -167,7 +167,7 @@ async def test_timeout_ends_the_remote_process_and_its_children(cluster: Client)
     )
 
     async def both_running() -> bool:
-        return len(await remote_pids(marker)) >= 2
+        return len(remote_pids(marker)) >= 2
 
     await wait_until(both_running)
     response = await cluster.get("/v1/status", params={"tasks": status["key"], "block": "true"})
@@ -176,7 +176,7 @@ async def test_timeout_ends_the_remote_process_and_its_children(cluster: Client)
     assert ended["result"] == "timeout after 2 s"
 
     async def none_left() -> bool:
-        return not await remote_pids(marker)
+        return not remote_pids(marker)
 
     await wait_until(none_left)
 
@@ -188,7 +188,7 @@ async def test_cancel_ends_the_remote_process(cluster: Client) -> None:
     )
 
     async def both_running() -> bool:
-        return len(await remote_pids(marker)) >= 2
+        return len(remote_pids(marker)) >= 2
 
     await wait_until(both_running)
     response = await cluster.post(
@@ -199,7 +199,7 @@ async def test_cancel_ends_the_remote_process(cluster: Client) -> None:
     assert cancelled["result"] == "cancelled"
 
     async def gone() -> bool:
-        return not await remote_pids(marker)
+        return not remote_pids(marker)
 
     await wait_until(gone)
 
@@ -216,13 +216,13 @@ async def test_remote_ls_lists_entries_sorted_with_their_kinds(
     entries = status["result"]
     assert [e["name"] for e in entries] == ["a-dir", "b.txt", "c-link"]
     a_dir, b_txt, c_link = entries
-    assert a_dir["type"] == "dir" and a_dir["link_target"] is None
+    assert (a_dir["type"], a_dir["link_target"]) == ("dir", None)
     assert b_txt["type"] == "file"
     assert b_txt["size"] == 5
     assert b_txt["permissions"] == "rw-r-----"
-    assert b_txt["user"] == "root" and b_txt["group"] == "root"
+    assert (b_txt["user"], b_txt["group"]) == ("root", "root")
     assert b_txt["last_modified"].endswith("+00:00")
-    assert c_link["type"] == "link" and c_link["link_target"] == "b.txt"
+    assert (c_link["type"], c_link["link_target"]) == ("link", "b.txt")
     assert set(b_txt) == {
         "name", "type", "size", "permissions", "user", "group", "last_modified", "link_target",
     }  # fmt: skip
@@ -254,7 +254,7 @@ async def test_upload_from_a_url_lands_whole_with_its_md5(
     assert status["result"] == {
         "path": str(workdir / "in" / "input.bin"),
         "size": len(body),
-        "md5": hashlib.md5(body).hexdigest(),
+        "md5": hashlib.md5(body, usedforsecurity=False).hexdigest(),
     }
     assert (workdir / "in" / "input.bin").read_bytes() == body
     assert [p.name for p in (workdir / "in").iterdir()] == ["input.bin"]  # no temporary left
@@ -355,9 +355,8 @@ async def test_connection_failures_are_one_line_errors(
     wrong_hosts = tmp_path / "wrong_known_hosts"
     other_key = tmp_path / "other_host"
     keygen(other_key)
-    wrong_hosts.write_text(
-        f"[127.0.0.1]:{sshd.port} {' '.join(other_key.with_suffix('.pub').read_text().split()[:2])}\n"
-    )
+    other_pub = " ".join(other_key.with_suffix(".pub").read_text().split()[:2])
+    wrong_hosts.write_text(f"[127.0.0.1]:{sshd.port} {other_pub}\n")
     empty_hosts = tmp_path / "empty_known_hosts"
     empty_hosts.write_text("")
     closed = free_port()

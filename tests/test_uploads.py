@@ -62,7 +62,11 @@ async def test_a_multipart_upload_without_a_file_field_is_a_400(idle_api: Client
     response = await idle_api.post(f"/v1/upload/x.bin?secret={SECRET}", data=form)
     assert response.status == 400
     assert (await response.json())["errors"] == [
-        {"name": "file", "location": "body", "description": "a multipart upload needs a 'file' field"}
+        {
+            "name": "file",
+            "location": "body",
+            "description": "a multipart upload needs a 'file' field",
+        }
     ]
 
 
@@ -71,6 +75,7 @@ async def test_an_upload_over_max_upload_bytes_is_a_413_and_stores_nothing(
 ) -> None:
     client = await make_api(with_worker=False, server={"max_upload_bytes": 1000})
     files = tmp_path / "files"
+
     async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: caught while streaming
         for _ in range(11):
             yield b"x" * 91
