@@ -130,7 +130,7 @@ def start_sshd(daemons: Daemons, root: Path, env: dict[str, str]) -> Sshd:
         "StrictModes no",
         "PermitRootLogin prohibit-password",
         "LogLevel VERBOSE",
-        "MaxSessions 64",
+        "MaxSessions 10",  # sshd's default: what a real login node allows
         "MaxStartups 64",
         "Subsystem sftp internal-sftp",
         # sshd passes no client environment: the Slurm commands find their config this way.

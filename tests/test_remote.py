@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import io
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -360,8 +361,13 @@ async def test_connection_failures_are_one_line_errors(
     empty_hosts = tmp_path / "empty_known_hosts"
     empty_hosts.write_text("")
     closed = free_port()
+    silent = socket.socket()  # accepts connections (the kernel does) and never says a word
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    silent_port = silent.getsockname()[1]
     client = await make_api(
         machines={
+            "silent": sshd.machine(port=silent_port, connect_timeout=1),
             "unreachable": sshd.machine(port=closed),
             "refused": sshd.machine(client_keys=[str(stranger)]),
             "changed": sshd.machine(known_hosts=str(wrong_hosts)),
@@ -369,13 +375,15 @@ async def test_connection_failures_are_one_line_errors(
         }
     )
     results = {}
-    for machine in ("unreachable", "refused", "changed", "unknown"):
+    for machine in ("silent", "unreachable", "refused", "changed", "unknown"):
         status = await run_one(
             client, {"task_name": "remote.run", "machine": machine, "command": ["true"]}
         )
         assert status["status"] == "error"
         results[machine] = status["result"]
+    silent.close()
     where = f"127.0.0.1:{sshd.port}"
+    assert results["silent"] == f"machine silent: no answer from 127.0.0.1:{silent_port} within 1 s"
     assert results["unreachable"].startswith(
         f"machine unreachable: cannot connect to 127.0.0.1:{closed}"
     )
@@ -405,3 +413,18 @@ async def test_an_uploaded_file_is_staged_onto_a_machine(cluster: Client, workdi
     assert status["status"] == "success", status
     assert status["result"]["md5"] == uploaded["result"]["md5"]
     assert (workdir / "inputs" / "input.dat").read_bytes() == data
+
+
+async def test_more_commands_at_once_than_sshd_allows_sessions_all_run(cluster: Client) -> None:
+    """sshd allows 10 sessions per connection; the machine's channel limit (8) queues the rest."""
+    definitions = [
+        {
+            "task_name": "remote.run",
+            "machine": "cluster",
+            "command": ["sh", "-c", f"sleep 1; echo {i}"],
+        }
+        for i in range(30)
+    ]
+    statuses = await create_ok(cluster, definitions, block=True)
+    assert [s["status"] for s in statuses] == ["success"] * 30
+    assert [s["result"]["stdout"] for s in statuses] == [f"{i}\n" for i in range(30)]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from taskd.settings import SettingsError, load_settings
+from taskd.settings import SettingsError, load_settings, parse_settings
 from tests.helpers import ROOT, run_taskd
 
 
@@ -91,3 +91,24 @@ def test_serve_without_redis_url_says_so(tmp_path: Path) -> None:
     done = run_taskd("--config", str(config), "serve")
     assert done.returncode == 2
     assert "redis.url is empty" in done.stderr
+
+
+def test_a_machine_with_a_missing_key_or_known_hosts_stops_the_start(tmp_path: Path) -> None:
+    hosts = tmp_path / "known_hosts"
+    hosts.write_text("")
+    machine = {"host": "login.example.org", "known_hosts": str(hosts)}
+    config = tmp_path / "taskd.toml"
+    config.write_text(
+        f'[machines.cluster]\nhost = "login.example.org"\nclient_keys = ["{tmp_path}/no_key"]\n'
+        f'known_hosts = "{tmp_path}/no_hosts"\n'
+    )
+    result = run_taskd("--config", str(config), "serve")
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line == (
+        f"taskd: {config}: machines.cluster.client_keys: client key file {tmp_path}/no_key"
+        f" not found; machines.cluster.known_hosts: known_hosts file {tmp_path}/no_hosts not found"
+    )
+    # `~` is expanded; a machine whose files exist is accepted.
+    settings = parse_settings({"machines": {"cluster": machine}})
+    assert settings.machines["cluster"].known_hosts == str(hosts)

@@ -237,8 +237,10 @@ class Follower:
             try:
                 await self.poll()
                 self._last_error = ""
-            except RemoteError as exc:
-                if str(exc) != self._last_error:  # once per kind of failure, not per interval
+            except Exception as exc:  # noqa: BLE001 (the loop must outlive any one failure)
+                if not isinstance(exc, RemoteError):
+                    log.exception("machine %s: following Slurm jobs failed", self.machine.name)
+                elif str(exc) != self._last_error:  # once per kind of failure, not per interval
                     log.warning(
                         "machine %s: following Slurm jobs: %s; retrying", self.machine.name, exc
                     )
