@@ -237,7 +237,7 @@ class Follower:
             try:
                 await self.poll()
                 self._last_error = ""
-            except Exception as exc:  # noqa: BLE001 (the loop must outlive any one failure)
+            except Exception as exc:  # the loop must outlive any one failure
                 if not isinstance(exc, RemoteError):
                     log.exception("machine %s: following Slurm jobs failed", self.machine.name)
                 elif str(exc) != self._last_error:  # once per kind of failure, not per interval
