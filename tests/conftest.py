@@ -67,6 +67,14 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sshd, Slu
         yield services
 
 
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A machine's workdir for the remote tests (sshd runs on this host, as this user)."""
+    path = tmp_path / "remote-work"
+    path.mkdir()
+    return path
+
+
 @pytest.fixture(autouse=True)
 def clean_redis(redis_server: RedisServer) -> None:
     with redis.Redis.from_url(redis_server.url) as r:

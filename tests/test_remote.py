@@ -23,13 +23,6 @@ pytestmark = pytest.mark.remote
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    path = tmp_path / "remote-work"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 async def cluster(remote: tuple[Sshd, Slurm], make_api: ApiFactory, workdir: Path) -> Client:
     sshd, _ = remote
     return await make_api(machines={"cluster": sshd.machine(workdir=str(workdir))})

@@ -24,13 +24,6 @@ POLL = 0.5
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    path = tmp_path / "cluster-work"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def machine_config(remote: tuple[Sshd, Slurm], workdir: Path) -> dict[str, Any]:
     sshd, _ = remote
     return sshd.machine(scheduler="slurm", workdir=str(workdir), poll_interval=POLL)
@@ -55,6 +48,23 @@ async def blocked(client: Client, key: str) -> dict[str, Any]:
     response = await client.get("/v1/status", params={"tasks": key, "block": "true"})
     [status] = await response.json()
     return dict(status)
+
+
+async def until_running(client: Client, key: str) -> None:
+    """Follow the task's stream until Slurm runs its job."""
+    response = await client.get("/v1/status_stream", params={"tasks": key})
+    async for line in response.content:
+        if b'"RUNNING"' in line:
+            break
+    response.close()
+
+
+async def until_cancelled(slurm: Slurm, key: str) -> None:
+    """Until Slurm's accounting has the task's job CANCELLED."""
+    deadline = time.monotonic() + 20
+    while not any("CANCELLED" in j for j in jobs_named(slurm, key)):
+        assert time.monotonic() < deadline, jobs_named(slurm, key)
+        await asyncio.sleep(0.3)
 
 
 def jobs_named(slurm: Slurm, key: str) -> list[str]:
@@ -124,20 +134,13 @@ async def test_sbatch_refusing_the_script_is_an_error(cluster: Client) -> None:
 
 async def test_cancel_runs_scancel(cluster: Client, remote: tuple[Sshd, Slurm]) -> None:
     [status] = await create_ok(cluster, job("#!/bin/sh\nsleep 300\n"))
-    response = await cluster.get("/v1/status_stream", params={"tasks": status["key"]})
-    async for line in response.content:  # until Slurm runs it
-        if b'"RUNNING"' in line:
-            break
-    response.close()
+    await until_running(cluster, status["key"])
     cancel = await cluster.post(
         "/v1/cancel", data=orjson.dumps({"secret": SECRET, "tasks": [status["key"]]})
     )
     [cancelled] = await cancel.json()
     assert cancelled["result"] == "cancelled"
-    deadline = time.monotonic() + 20
-    while not any("CANCELLED" in j for j in jobs_named(remote[1], status["key"])):
-        assert time.monotonic() < deadline, jobs_named(remote[1], status["key"])
-        await asyncio.sleep(0.3)
+    await until_cancelled(remote[1], status["key"])
 
 
 async def test_the_timeout_parameter_cancels_the_job(
@@ -147,10 +150,7 @@ async def test_the_timeout_parameter_cancels_the_job(
     ended = await blocked(cluster, status["key"])
     assert ended["status"] == "error"
     assert ended["result"] == "timeout after 2 s"
-    deadline = time.monotonic() + 20
-    while not any("CANCELLED" in j for j in jobs_named(remote[1], status["key"])):
-        assert time.monotonic() < deadline, jobs_named(remote[1], status["key"])
-        await asyncio.sleep(0.3)
+    await until_cancelled(remote[1], status["key"])
 
 
 async def test_slurm_submit_is_not_bound_by_job_timeout(
@@ -195,11 +195,7 @@ async def test_a_dropped_ssh_connection_mid_job_changes_nothing_but_a_delay(
 ) -> None:
     sshd, slurm = remote
     [status] = await create_ok(cluster, job("#!/bin/sh\nsleep 4\necho done\n"))
-    response = await cluster.get("/v1/status_stream", params={"tasks": status["key"]})
-    async for line in response.content:
-        if b'"RUNNING"' in line:
-            break
-    response.close()
+    await until_running(cluster, status["key"])
     connections = sshd.connection_pids()
     assert connections
     for pid in connections:  # the per-connection sshd processes: every SSH connection drops
@@ -223,11 +219,7 @@ async def test_a_handed_back_job_is_followed_again_not_resubmitted(
     first = await start_worker(settings)
     client = await make_api(with_worker=False, machines={"hpc": machine_config})
     [status] = await create_ok(client, job("#!/bin/sh\nsleep 4\n"))
-    response = await client.get("/v1/status_stream", params={"tasks": status["key"]})
-    async for line in response.content:
-        if b'"RUNNING"' in line:
-            break
-    response.close()
+    await until_running(client, status["key"])
     await first.stop()  # what SIGTERM does: the task goes back to the queue, the job runs on
     await start_worker(settings)
     ended = await blocked(client, status["key"])
