@@ -14,6 +14,7 @@ from taskd.web.responses import json_list
 from taskd.web.state import SETTINGS
 
 NDJSON = "application/x-ndjson"
+SSE = "text/event-stream"
 
 
 def seed(listener: Listener, keys: Sequence[str], snapshots: Sequence[Snapshot]) -> None:
@@ -34,31 +35,79 @@ def current(listener: Listener, keys: Sequence[str]) -> bytes:
     return json_list(listener.seen[k].json for k in keys)
 
 
+class Framing:
+    """NDJSON (the Dragon default): line 1 the list of statuses, then one status per line;
+    silence re-sends what still runs."""
+
+    content_type = NDJSON
+
+    def start(self, statuses: bytes) -> bytes:
+        return statuses + b"\n"
+
+    def change(self, key: str, version: int, status: bytes) -> bytes:
+        return status + b"\n"
+
+    def silence(self, running: Sequence[bytes]) -> bytes:
+        return b"".join(status + b"\n" for status in running)
+
+    def end(self) -> bytes:
+        return b""
+
+
+class ServerSentEvents(Framing):
+    """`Accept: text/event-stream`: the same events for EventSource. `id: KEY.VERSION` on
+    every change; a comment on silence; `event: end` once every task is terminal, so the
+    client knows not to reconnect. A reconnect (Last-Event-ID) starts from a snapshot."""
+
+    content_type = SSE
+
+    def start(self, statuses: bytes) -> bytes:
+        return b"retry: 1000\nevent: snapshot\ndata: " + statuses + b"\n\n"
+
+    def change(self, key: str, version: int, status: bytes) -> bytes:
+        return b"id: %s.%d\ndata: %s\n\n" % (key.encode(), version, status)
+
+    def silence(self, running: Sequence[bytes]) -> bytes:
+        return b": heartbeat\n\n"
+
+    def end(self) -> bytes:
+        return b"event: end\ndata: end\n\n"
+
+
+def framing_of(request: web.Request) -> Framing:
+    return ServerSentEvents() if SSE in request.headers.get("Accept", "") else Framing()
+
+
 async def stream(
     request: web.Request, listener: Listener, keys: Sequence[str]
 ) -> web.StreamResponse:
-    """Line 1: the statuses in request order; then each change; the end when all are terminal."""
+    """The statuses in request order; then each change; the end when all are terminal."""
+    framing = framing_of(request)
     response = web.StreamResponse(headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    response.content_type = NDJSON
+    response.content_type = framing.content_type
     heartbeat = request.app[SETTINGS].server.heartbeat or None
     try:
         await response.prepare(request)
-        last = current(listener, keys) + b"\n"
+        last = framing.start(current(listener, keys))
         while not listener.all_terminal():
             await response.write(last)
             change = await listener.next_change(heartbeat)
             if change is not None:
-                last = change[1] + b"\n"
+                key, status = change
+                last = framing.change(key, listener.seen[key].version, status)
                 continue
             if listener.closed:  # the server is stopping: end after the current line
                 last = b""
                 break
-            # Silence: re-send what is still running.
-            last = b"".join(
-                listener.seen[key].json + b"\n"
-                for key in listener.keys
-                if not is_terminal(listener.seen[key].json)
+            last = framing.silence(
+                [
+                    listener.seen[key].json
+                    for key in listener.keys
+                    if not is_terminal(listener.seen[key].json)
+                ]
             )
+        else:
+            last += framing.end()
         # The last line and the end of the response leave together.
         await response.write_eof(last)
     except ConnectionResetError:
