@@ -27,6 +27,7 @@ class Job:
     cache: str | None
     # Why the payload could not be decoded, if it could not: the attempt then ends in error.
     unreadable: str | None = None
+    enqueued_ms: int = 0  # when it was queued (unix ms): its wait in the queue is measured
 
 
 def claimed_job(
@@ -35,9 +36,9 @@ def claimed_job(
     """A claim as step.lua returns it."""
     unreadable = None
     try:
-        name, _, params, _, _ = deserialize_job_raw(payload, deserializer=orjson.loads)
+        name, _, params, _, enqueued_ms = deserialize_job_raw(payload, deserializer=orjson.loads)
     except DeserializationError as exc:
-        name, params, unreadable = "", {}, str(exc)
+        name, params, unreadable, enqueued_ms = "", {}, str(exc), 0
     return Job(
         key.decode(),
         int(attempt),
@@ -47,4 +48,5 @@ def claimed_job(
         orjson.loads(callbacks) if callbacks else {},
         cache.decode() if cache else None,
         unreadable,
+        int(enqueued_ms or 0),
     )

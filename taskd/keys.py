@@ -56,6 +56,11 @@ class Keys:
         return f"{self.prefix}:wake"
 
     @property
+    def workers(self) -> str:
+        """Living workers' heartbeats: worker id → JSON (host, running jobs, machines, metrics)."""
+        return f"{self.prefix}:workers"
+
+    @property
     def expiring(self) -> str:
         """Tasks whose files are deleted once their record expires, scored by that time (ms)."""
         return f"{self.prefix}:files:expiring"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any
@@ -22,7 +23,9 @@ from taskd.auth import Accounts
 from taskd.callbacks import callback_url
 from taskd.connections import REDIS_UNAVAILABLE
 from taskd.context import CANCELLED
+from taskd.heartbeats import Beat, Heartbeats, new_worker_id
 from taskd.jobs import Job
+from taskd.metrics import WorkerMetrics
 from taskd.queue import Outcome, Queue
 from taskd.settings import WorkerSettings
 from workers.boundary import Boundary
@@ -37,9 +40,18 @@ SETTLE_GIVE_UP = 3.0
 
 class Engine:
     def __init__(
-        self, settings: WorkerSettings, boundary: Boundary, queue: Queue, listener: Redis
+        self,
+        settings: WorkerSettings,
+        boundary: Boundary,
+        queue: Queue,
+        listener: Redis,
+        heartbeats: Heartbeats,
     ) -> None:
         self.settings = settings
+        self.id = new_worker_id()
+        self.heartbeats = heartbeats
+        self.metrics = WorkerMetrics()
+        self.metrics.slots.set(settings.max_jobs)
         self.boundary = boundary
         self.queue = queue
         self.listener = listener  # for the wake-up channel: no socket timeout
@@ -58,6 +70,8 @@ class Engine:
         """Until stop() and every attempt has ended: then hand the interrupted ones back."""
         async with self.background(self.listen()), self.background(self.tick_forever()):
             await self.loop()
+        with contextlib.suppress(*REDIS_UNAVAILABLE):
+            await self.heartbeats.forget(self.id)
         if self.handed:
             with contextlib.suppress(*REDIS_UNAVAILABLE):
                 back = await self.queue.hand_back(self.handed)
@@ -107,8 +121,13 @@ class Engine:
     def start(self, job: Job) -> None:
         task = asyncio.create_task(self.attempt(job), name=f"task-{job.key}")
         self.running[job.key] = (job, task)
+        self.metrics.slots_busy.set(len(self.running))
+        if job.enqueued_ms and job.attempt == 1:
+            waited = max(0.0, time.time() - job.enqueued_ms / 1000)
+            self.metrics.wait_seconds.labels(job.name).observe(waited)
 
     async def attempt(self, job: Job) -> None:
+        started = time.monotonic()
         try:
             outcome = await self.boundary.run(job)
         except asyncio.CancelledError:
@@ -118,7 +137,9 @@ class Engine:
             return
         finally:
             del self.running[job.key]
+            self.metrics.slots_busy.set(len(self.running))
             self.changed.set()
+        self.metrics.run_seconds.labels(job.name).observe(time.monotonic() - started)
         self.finished.append(outcome)
 
     def after_settling(self, outcomes: Sequence[Outcome], settled: Sequence[bytes | None]) -> None:
@@ -126,6 +147,7 @@ class Engine:
             if json is None:
                 log.info("task %s: its lease was gone; this outcome is dropped", outcome.job.key)
                 continue
+            self.metrics.finished.labels(outcome.job.name, outcome.status).inc()
             url = callback_url(outcome.job.callbacks, outcome.status)
             account = self.accounts.by_name.get(outcome.job.account)
             if url and account is not None:  # an account no longer configured: nobody to sign
@@ -174,6 +196,22 @@ class Engine:
             log.warning("worker: %d tasks of a lost worker queued again", len(requeued))
         for key in ended:
             log.warning("task %s: worker lost too often; ended", key)
+        await self.heartbeats.beat(self.beat())
+
+    def beat(self) -> Beat:
+        machines = {
+            name: {"ok": machine.reachable, "checked": machine.checked}
+            for name, machine in self.boundary.services.machines.items()
+            if machine.checked is not None
+        }
+        return Beat(
+            self.id,
+            socket.gethostname(),
+            list(self.running),
+            time.time(),
+            machines,
+            self.metrics.snapshot(),
+        )
 
     # -- stopping -----------------------------------------------------------------------
 

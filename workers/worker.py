@@ -8,6 +8,7 @@ import logging
 import signal
 
 from taskd.connections import redis_client
+from taskd.heartbeats import Heartbeats
 from taskd.keys import Keys
 from taskd.queue import Queue
 from taskd.records import Records
@@ -43,7 +44,8 @@ class Worker:
                 records = Records(redis, keys, self.settings.worker.result_ttl)
                 boundary = Boundary(self.settings, self.registry, records, services)
                 queue = Queue(redis, keys, self.settings.worker)
-                self.engine = Engine(self.settings.worker, boundary, queue, listener)
+                heartbeats = Heartbeats(redis, keys)
+                self.engine = Engine(self.settings.worker, boundary, queue, listener, heartbeats)
                 self.started.set()
                 if self._stop_requested:
                     await self.engine.stop()

@@ -65,6 +65,9 @@ class Storage(Protocol):
     async def delete(self, key: str) -> None:
         """Remove every file of task `key` (nothing if there is none)."""
 
+    async def check(self) -> bool:
+        """Whether files can be stored now (for /v1/health)."""
+
 
 @contextlib.asynccontextmanager
 async def open_storage(

@@ -72,6 +72,16 @@ class LocalStorage:
         path = sign_url(f"/v1/files/{key}/{name}", await self.url_key(), [(EXPIRES, expires)])
         return base + path
 
+    async def check(self) -> bool:
+        def writable() -> bool:
+            self.root.mkdir(parents=True, exist_ok=True)
+            return os.access(self.root, os.W_OK | os.X_OK)
+
+        try:
+            return await asyncio.to_thread(writable)
+        except OSError:
+            return False
+
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(shutil.rmtree, self.root / key, True)
 

@@ -87,6 +87,13 @@ class S3Storage:
             ExpiresIn=self.url_ttl,
         )
 
+    async def check(self) -> bool:
+        try:
+            await self.client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError):
+            return False
+        return True
+
     async def delete(self, key: str) -> None:
         paginator = self.client.get_paginator("list_objects_v2")
         async for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{key}/"):

@@ -8,18 +8,21 @@ import orjson
 from aiohttp import web
 
 from taskd.auth import Accounts
+from taskd.metrics import ServerMetrics
 from taskd.registry import Registry, load_registry
 from taskd.settings import Settings
-from taskd.web import cancel, catalog, create, files, local_files, status, uploads
+from taskd.web import cancel, catalog, create, files, local_files, operations, status, uploads
 from taskd.web.cors import add_cors_headers, preflight
 from taskd.web.errors import error_middleware
 from taskd.web.headers import headers_middleware
 from taskd.web.hits import RecentHits
+from taskd.web.operations import count_requests
 from taskd.web.state import (
     ACCOUNTS,
     CATALOG,
     HITS,
     HUB,
+    METRICS,
     REGISTRY,
     SETTINGS,
     resources_context,
@@ -34,13 +37,14 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     )
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
-        middlewares=[error_middleware, headers_middleware],
+        middlewares=[count_requests, error_middleware, headers_middleware],
     )
     app[SETTINGS] = settings
     app[ACCOUNTS] = Accounts(settings.accounts)
     app[REGISTRY] = registry
     app[CATALOG] = orjson.dumps({"tasks": registry.catalog()})
     app[HITS] = RecentHits()
+    app[METRICS] = ServerMetrics()
     app.cleanup_ctx.append(resources_context)
     app.on_shutdown.append(end_waits)
     app.on_response_prepare.append(add_cors_headers)
@@ -58,6 +62,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
         ("GET", "/v1/file/{filename}", files.file),
         ("GET", "/v1/files/{key}/{name}", local_files.serve),
         ("POST", "/v1/upload/{filename}", uploads.upload),
+        ("GET", "/v1/health", operations.health),
+        ("GET", "/metrics", operations.metrics),
     ]
     for method, path, handler in routes:
         if method == "GET":

@@ -16,7 +16,7 @@ from taskd.records import NewTask, Snapshot, new_key
 from taskd.validation import validate_definitions
 from taskd.web.params import Params, credentials, read_params
 from taskd.web.responses import json_bytes, json_list
-from taskd.web.state import ACCOUNTS, HUB, RECORDS, REGISTRY, SETTINGS
+from taskd.web.state import ACCOUNTS, HUB, METRICS, RECORDS, REGISTRY, SETTINGS
 from taskd.web.waiting import current, seed, stream, wait_all
 
 
@@ -50,9 +50,13 @@ def admit(
 
 async def enqueue(request: web.Request, admission: Admission) -> list[bytes]:
     """Store and enqueue in one round trip; rate_per_minute and max_pending are checked there."""
-    return await request.app[RECORDS].create(
+    created = await request.app[RECORDS].create(
         admission.account.name, admission.account.limits, admission.tasks, admission.keys
     )
+    counter = request.app[METRICS].created
+    for task in admission.tasks:
+        counter.labels(task.name).inc()
+    return created
 
 
 @contextlib.asynccontextmanager

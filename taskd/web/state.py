@@ -12,6 +12,7 @@ from taskd.connections import redis_client
 from taskd.events import EventHub
 from taskd.fetch import Fetcher
 from taskd.keys import Keys
+from taskd.metrics import ServerMetrics
 from taskd.records import Records
 from taskd.registry import Registry
 from taskd.settings import Settings
@@ -27,6 +28,7 @@ HUB = web.AppKey("hub", EventHub)
 STORAGE = web.AppKey("storage", Storage)
 CALLBACKS = web.AppKey("callbacks", Callbacks)
 HITS = web.AppKey("hits", RecentHits)
+METRICS = web.AppKey("metrics", ServerMetrics)
 
 
 async def resources_context(app: web.Application) -> AsyncIterator[None]:

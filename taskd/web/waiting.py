@@ -11,7 +11,7 @@ from aiohttp import web
 from taskd.events import Listener
 from taskd.records import Snapshot, is_terminal
 from taskd.web.responses import json_list
-from taskd.web.state import SETTINGS
+from taskd.web.state import METRICS, SETTINGS
 
 NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
@@ -86,6 +86,8 @@ async def stream(
     response = web.StreamResponse(headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     response.content_type = framing.content_type
     heartbeat = request.app[SETTINGS].server.heartbeat or None
+    open_streams = request.app[METRICS].open_streams
+    open_streams.inc()
     try:
         await response.prepare(request)
         last = framing.start(current(listener, keys))
@@ -112,4 +114,6 @@ async def stream(
         await response.write_eof(last)
     except ConnectionResetError:
         pass  # the client went away; the caller's `watch` releases the subscription
+    finally:
+        open_streams.dec()
     return response
