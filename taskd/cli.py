@@ -1,4 +1,4 @@
-"""The `taskd` command: run, serve, worker, submit, sign."""
+"""The `taskd` command: run, serve, worker, sign; and the client commands (taskd.console)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,18 @@ import importlib
 import logging
 import sys
 import time
-from typing import Any
-
-import aiohttp
-import orjson
 
 from taskd.connections import require_redis
+from taskd.console import CLIENT_COMMANDS, add_commands, run_client
 from taskd.errors import TaskdError
 from taskd.logs import setup_logging
 from taskd.settings import Settings, config_path, load_settings
+
+SERVER_ENVIRONMENT = """environment:
+  TASKD_CONFIG     the settings file (when --config is not given)
+  TASKD_REDIS_URL  overrides [redis] url
+  TASKD_HOST       overrides [server] host
+  TASKD_PORT       overrides [server] port"""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,28 +35,34 @@ def parser() -> argparse.ArgumentParser:
         ("serve", "the HTTP server (production: several behind a load balancer)"),
         ("worker", "a worker (production: as many as needed)"),
     ]:
-        sub.add_parser(name, help=text, parents=[common])
-    submit = sub.add_parser("submit", help="create a task and print its status", parents=[common])
-    submit.add_argument("task_name")
-    submit.add_argument("params", nargs="*", metavar="KEY=VALUE", help="VALUE is JSON or text")
-    mode = submit.add_mutually_exclusive_group()
-    mode.add_argument("--block", action="store_true", help="wait for the result")
-    mode.add_argument("--stream", action="store_true", help="print every status change")
-    submit.add_argument("--url", help="server URL (default: from the settings)")
-    submit.add_argument("--secret", help="account secret (default: the first account's)")
+        sub.add_parser(
+            name,
+            help=text,
+            description=text,
+            parents=[common],
+            epilog=SERVER_ENVIRONMENT,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
     sign = sub.add_parser(
-        "sign", help="print URL signed for an account (<img src>)", parents=[common]
+        "sign",
+        help="print URL signed for an account (<img src>)",
+        parents=[common],
+        epilog=SERVER_ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sign.add_argument(
         "url", help="e.g. http://host/v1/create_file/t.jpg?task_name=image.thumb&url=…"
     )
     sign.add_argument("--account", required=True, help="the account whose secret signs")
     sign.add_argument("--ttl", type=int, metavar="SECONDS", help="valid this long (default: ever)")
+    add_commands(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command in CLIENT_COMMANDS:  # a client: the server's settings are not read
+        return run_client(args)
     try:
         settings = load_settings(args.config)
         setup_logging(settings.log, args.command)
@@ -94,42 +103,6 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def submit(settings: Settings, args: argparse.Namespace) -> int:
-    from taskd.client import ApiError, Client
-
-    definition: dict[str, Any] = {"task_name": args.task_name}
-    for item in args.params:
-        name, sep, value = item.partition("=")
-        if not sep:
-            print(f"taskd: {item!r} is not KEY=VALUE", file=sys.stderr)
-            return 2
-        definition[name] = parse_value(value)
-    url = args.url or f"http://{settings.server.host}:{settings.server.port}"
-    secret = args.secret or next(
-        (a.secret.get_secret_value() for a in settings.accounts.values()), ""
-    )
-
-    async def go() -> int:
-        async with aiohttp.ClientSession() as session:
-            client = Client(session, url, secret)
-            try:
-                if args.stream:
-                    async for status in client.create_stream(definition):
-                        print(orjson.dumps(status).decode(), flush=True)
-                else:
-                    statuses = await client.create(definition, block=args.block)
-                    print(orjson.dumps(statuses, option=orjson.OPT_INDENT_2).decode())
-            except ApiError as exc:
-                print(orjson.dumps(exc.body).decode(), file=sys.stderr)
-                return 1
-            except aiohttp.ClientError as exc:
-                print(f"taskd: cannot reach {url}: {exc}", file=sys.stderr)
-                return 1
-        return 0
-
-    return asyncio.run(go())
-
-
 def sign(settings: Settings, args: argparse.Namespace) -> int:
     from taskd.signing import EXPIRES, sign_url
 
@@ -150,11 +123,4 @@ class ServeError(TaskdError):
     """The HTTP server could not start."""
 
 
-def parse_value(text: str) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return text
-
-
-COMMANDS = {"run": run, "serve": serve, "worker": worker, "submit": submit, "sign": sign}
+COMMANDS = {"run": run, "serve": serve, "worker": worker, "sign": sign}

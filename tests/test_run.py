@@ -1,4 +1,4 @@
-"""`taskd run` and `taskd submit`: the whole service from one command, stopped without orphans."""
+"""`taskd run`: the whole service from one command, stopped without orphans."""
 
 from __future__ import annotations
 
@@ -101,41 +101,6 @@ def test_run_serves_the_demo_and_stops_everything(
     output = log.read_text()
     assert base in output
     assert "demo-secret" in output
-
-
-def test_submit_block_and_stream(service: tuple[subprocess.Popen[bytes], str, Path]) -> None:
-    _, base, log = service
-    taskd = [sys.executable, "-m", "taskd", "--config", str(log.parent / "taskd.toml"), "submit"]
-    done = subprocess.run(
-        [*taskd, "hello", "name=cli", "--block", "--url", base],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-        cwd=ROOT,
-    )
-    assert orjson.loads(done.stdout)[0]["result"] == "Hello cli"
-    done = subprocess.run(
-        [*taskd, "sleep", "seconds=0.2", "steps=2", "--stream", "--url", base],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-        cwd=ROOT,
-    )
-    lines = [orjson.loads(line) for line in done.stdout.splitlines()]
-    assert isinstance(lines[0], list)
-    assert lines[-1]["status"] == "success"
-    done = subprocess.run(
-        [*taskd, "hello", "--url", base],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        cwd=ROOT,
-    )
-    assert done.returncode == 1
-    assert orjson.loads(done.stderr)["errors"][0]["name"] == "tasks.name"
 
 
 def test_run_with_its_port_taken_says_so_and_leaves_nothing(tmp_path: Path) -> None:
