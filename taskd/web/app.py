@@ -11,11 +11,22 @@ from taskd.auth import Accounts
 from taskd.metrics import ServerMetrics
 from taskd.registry import Registry, load_registry
 from taskd.settings import Settings
-from taskd.web import cancel, catalog, create, files, local_files, operations, status, uploads
+from taskd.web import (
+    cancel,
+    catalog,
+    create,
+    files,
+    local_files,
+    openapi,
+    operations,
+    status,
+    uploads,
+)
 from taskd.web.cors import add_cors_headers, preflight
 from taskd.web.errors import error_middleware
 from taskd.web.headers import headers_middleware
 from taskd.web.hits import RecentHits
+from taskd.web.openapi import build_spec
 from taskd.web.operations import count_requests
 from taskd.web.state import (
     ACCOUNTS,
@@ -23,6 +34,7 @@ from taskd.web.state import (
     HITS,
     HUB,
     METRICS,
+    OPENAPI,
     REGISTRY,
     SETTINGS,
     resources_context,
@@ -45,6 +57,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     app[CATALOG] = orjson.dumps({"tasks": registry.catalog()})
     app[HITS] = RecentHits()
     app[METRICS] = ServerMetrics()
+    app[OPENAPI] = orjson.dumps(build_spec(registry))
     app.cleanup_ctx.append(resources_context)
     app.on_shutdown.append(end_waits)
     app.on_response_prepare.append(add_cors_headers)
@@ -64,6 +77,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
         ("POST", "/v1/upload/{filename}", uploads.upload),
         ("GET", "/v1/health", operations.health),
         ("GET", "/metrics", operations.metrics),
+        ("GET", "/v1/openapi.json", openapi.openapi),
     ]
     for method, path, handler in routes:
         if method == "GET":

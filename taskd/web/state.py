@@ -29,6 +29,7 @@ STORAGE = web.AppKey("storage", Storage)
 CALLBACKS = web.AppKey("callbacks", Callbacks)
 HITS = web.AppKey("hits", RecentHits)
 METRICS = web.AppKey("metrics", ServerMetrics)
+OPENAPI = web.AppKey("openapi", bytes)
 
 
 async def resources_context(app: web.Application) -> AsyncIterator[None]:
