@@ -47,7 +47,7 @@ async def test_each_tasks_parameters_come_from_the_registry(api: Client) -> None
     names = {
         o["$ref"].rsplit(".", 1)[-1] for o in spec["components"]["schemas"]["Definition"]["oneOf"]
     }
-    assert {"hello", "sleep", "slurm.submit".rsplit(".", 1)[-1]} <= names
+    assert {"hello", "sleep", ["slurm", "submit"][-1]} <= names
 
 
 def validator(spec: dict[str, Any], path: str, method: str, status: int, kind: str) -> Any:
@@ -62,17 +62,19 @@ async def test_recorded_answers_validate_against_the_spec(api: Client) -> None:
     [done] = await create_ok(api, {"task_name": "hello", "name": "spec"}, block=True)
     key = done["key"]
     json = "application/json"
+    hello = {"task_name": "hello", "name": "a"}
     exchanges: list[tuple[str, str, Any, dict[str, Any]]] = [
-        ("/v1/create", "post", None, {"json": {"secret": SECRET, "tasks": {"task_name": "hello", "name": "a"}}}),
+        ("/v1/create", "post", None, {"json": {"secret": SECRET, "tasks": hello}}),
         ("/v1/create", "post", None, {"json": {"secret": SECRET, "tasks": {"task_name": "hello"}}}),
-        ("/v1/create", "post", None, {"json": {"secret": "wrong", "tasks": {"task_name": "hello", "name": "a"}}}),
+        ("/v1/create", "post", None, {"json": {"secret": "wrong", "tasks": hello}}),
         ("/v1/status", "get", None, {"params": {"tasks": key}}),
         ("/v1/status", "post", None, {"json": {"tasks": [key], "block": True}}),
         ("/v1/status", "get", None, {"params": {"tasks": "A" * 26}}),
         ("/v1/cancel", "post", None, {"json": {"secret": SECRET, "tasks": [key]}}),
         ("/v1/tasks", "get", None, {}),
         ("/v1/health", "get", None, {}),
-        ("/v1/upload/{filename}", "post", "/v1/upload/a.txt", {"params": {"secret": SECRET}, "data": io.BytesIO(b"x")}),
+        ("/v1/upload/{filename}", "post", "/v1/upload/a.txt",
+         {"params": {"secret": SECRET}, "data": io.BytesIO(b"x")}),
         ("/v1/file", "get", None, {"params": {"task": key}, "allow_redirects": False}),
         ("/v1/status_stream", "get", None, {"params": {"tasks": key}}),
     ]  # fmt: skip
