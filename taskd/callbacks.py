@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 
 from taskd.fetch import Fetcher, FetchError, FetchRefused
+from taskd.logs import TASK_KEY
 
 log = logging.getLogger(__name__)
 # Three attempts in all, waiting longer before each retry.
@@ -69,6 +70,7 @@ class Callbacks:
         Every attempt carries the same webhook-id (the task's key: a task ends once), a fresh
         timestamp and the signature over both and the body.
         """
+        TASK_KEY.set(key)  # this delivery's own asyncio task: its log lines carry the key
         message_id = f"msg_{key}"
         for attempt, delay in enumerate((0.0, *self.retry_delays), start=1):
             await asyncio.sleep(delay)

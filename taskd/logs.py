@@ -3,6 +3,7 @@ no credential in either."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import sys
@@ -56,8 +57,21 @@ class JsonFormatter(logging.Formatter):
         return redact(orjson.dumps(entry).decode())
 
 
+# The task an asyncio task works for: each attempt sets it, so every line logged while it
+# runs (taskd's own modules included: fetch, remote, storage) carries the task's key.
+TASK_KEY: contextvars.ContextVar[str | None] = contextvars.ContextVar("task_key", default=None)
+
+
+class TaskKeyFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "task_key", None) is None:
+            record.task_key = TASK_KEY.get()
+        return True
+
+
 def setup_logging(settings: LogSettings, process: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(TaskKeyFilter())
     if settings.format == "json":
         handler.setFormatter(JsonFormatter())
     else:

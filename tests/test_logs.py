@@ -123,3 +123,61 @@ def test_a_whole_runs_logs_hold_no_credential(make_config: ConfigFactory, tmp_pa
         assert credential not in text  # ...and nobody logged a credential
     assert "Traceback" not in text
     assert " ERROR " not in text
+
+
+def test_a_workers_json_lines_about_a_task_carry_its_key(
+    make_config: ConfigFactory, tmp_path: Path
+) -> None:
+    """The engine's, the error boundary's and the callbacks' lines, not only the task's own."""
+    port = free_port()
+    config = write_toml(
+        tmp_path / "taskd.toml",
+        make_config(server={"port": port}, log={"format": "json"}, fetch={"allow_hosts": []}),
+    )
+    log = tmp_path / "run.log"
+    base = f"http://127.0.0.1:{port}"
+
+    def post(path: str, body: dict[str, object]) -> list[dict[str, object]]:
+        request = urllib.request.Request(base + path, data=orjson.dumps(body))
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return list(orjson.loads(response.read()))
+
+    argv = ("--config", str(config))
+    with (
+        taskd(*argv, "serve", cwd=tmp_path, log=log) as serve,
+        taskd(*argv, "worker", cwd=tmp_path, log=log) as worker,
+    ):
+        wait_for_line(log, "serving http://", serve)
+        wait_for_line(log, "worker started", worker)
+        [failed] = post(
+            "/v1/create",
+            {
+                "secret": SECRET,
+                "block": True,
+                # A refused callback URL: the delivery logs a line of its own.
+                "tasks": {"task_name": "test.raise", "kind": "base",
+                          "url_errback": "http://10.0.0.1/hook"},
+            },
+        )  # fmt: skip
+        [sleeping] = post(
+            "/v1/create", {"secret": SECRET, "tasks": {"task_name": "sleep", "seconds": 30}}
+        )
+        deadline = time.monotonic() + 20
+        while post("/v1/status", {"tasks": [sleeping["key"]]})[0]["status"] != "executing":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        post("/v1/cancel", {"secret": SECRET, "tasks": [sleeping["key"]]})
+        wait_for_line(log, "stopping it", worker)
+        wait_for_line(log, "callback not sent", worker)
+    entries = [orjson.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    about = {
+        "failed": [e for e in entries if str(failed["key"]) in e["message"]],
+        "sleeping": [e for e in entries if str(sleeping["key"]) in e["message"]],
+    }
+    assert any("failed" in e["message"] for e in about["failed"])  # the boundary's traceback line
+    assert any("callback not sent" in e["message"] for e in about["failed"])
+    assert any("stopping it" in e["message"] for e in about["sleeping"])
+    for e in about["failed"]:
+        assert e.get("task_key") == failed["key"], e
+    for e in about["sleeping"]:
+        assert e.get("task_key") == sleeping["key"], e

@@ -25,6 +25,7 @@ from taskd.connections import REDIS_UNAVAILABLE
 from taskd.context import CANCELLED
 from taskd.heartbeats import Beat, Heartbeats, new_worker_id
 from taskd.jobs import Job
+from taskd.logs import TASK_KEY
 from taskd.metrics import WorkerMetrics
 from taskd.queue import Outcome, Queue
 from taskd.settings import WorkerSettings
@@ -127,6 +128,7 @@ class Engine:
             self.metrics.wait_seconds.labels(job.name).observe(waited)
 
     async def attempt(self, job: Job) -> None:
+        TASK_KEY.set(job.key)  # this asyncio task's own context: its log lines carry the key
         started = time.monotonic()
         try:
             outcome = await self.boundary.run(job)
@@ -145,7 +147,11 @@ class Engine:
     def after_settling(self, outcomes: Sequence[Outcome], settled: Sequence[bytes | None]) -> None:
         for outcome, json in zip(outcomes, settled, strict=True):
             if json is None:
-                log.info("task %s: its lease was gone; this outcome is dropped", outcome.job.key)
+                log.info(
+                    "task %s: its lease was gone; this outcome is dropped",
+                    outcome.job.key,
+                    extra={"task_key": outcome.job.key},
+                )
                 continue
             self.metrics.finished.labels(outcome.job.name, outcome.status).inc()
             url = callback_url(outcome.job.callbacks, outcome.status)
@@ -170,7 +176,7 @@ class Engine:
     def cancel(self, key: str, why: str) -> None:
         entry = self.running.get(key)
         if entry is not None and not entry[1].done():
-            log.info("task %s: stopping it (%s)", key, why)
+            log.info("task %s: stopping it (%s)", key, why, extra={"task_key": key})
             entry[1].cancel(why)  # the task sees why: only a client's cancel is for good
 
     async def listen(self) -> None:
@@ -195,7 +201,7 @@ class Engine:
         if requeued:
             log.warning("worker: %d tasks of a lost worker queued again", len(requeued))
         for key in ended:
-            log.warning("task %s: worker lost too often; ended", key)
+            log.warning("task %s: worker lost too often; ended", key, extra={"task_key": key})
         await self.heartbeats.beat(self.beat())
 
     def beat(self) -> Beat:

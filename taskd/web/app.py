@@ -20,6 +20,7 @@ from taskd.web import (
     openapi,
     operations,
     status,
+    ui,
     uploads,
 )
 from taskd.web.cors import add_cors_headers, preflight
@@ -78,6 +79,10 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
         ("GET", "/v1/health", operations.health),
         ("GET", "/metrics", operations.metrics),
         ("GET", "/v1/openapi.json", openapi.openapi),
+        ("GET", "/v1/client.js", ui.client_js),
+        ("GET", "/", ui.page),
+        ("GET", "/ui", ui.page),
+        ("GET", "/ui/{name}", ui.asset),
     ]
     for method, path, handler in routes:
         if method == "GET":

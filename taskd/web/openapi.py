@@ -48,6 +48,10 @@ STREAM = {
         "text/event-stream": {"schema": {"type": "string"}},
     },
 }
+PAGE = {
+    "summary": "the live page: submit tasks from the catalog, watch them run",
+    "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {}}}}},
+}
 REDIRECT = {"302": {"description": "redirect to the output file (Location)"}}
 
 
@@ -235,6 +239,21 @@ def build_spec(registry: Registry) -> dict[str, Any]:
             "get": operation(
                 "Prometheus metrics of this server and every living worker",
                 {"200": answer("the text exposition format", {"type": "string"}, "text/plain")},
+            )
+        },
+        "/v1/client.js": {
+            "get": operation(
+                "the JavaScript client (an ES module)",
+                {"200": answer("the module", {"type": "string"}, "text/javascript")},
+            )
+        },
+        "/": {"get": PAGE},
+        "/ui": {"get": PAGE},
+        "/ui/{name}": {
+            "get": operation(
+                "the live page's script and style sheet",
+                {"200": {"description": "app.js or style.css"}},
+                parameters=path_param("name"),
             )
         },
         "/v1/openapi.json": {
