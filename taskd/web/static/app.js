@@ -28,8 +28,12 @@ function remember(key, name) {
 function resolve(schema, root) {
   if (schema && schema.$ref) return resolve(root.$defs[schema.$ref.split("/").pop()], root);
   if (schema && schema.anyOf) {
-    const concrete = schema.anyOf.find((s) => s.type !== "null");
-    return { ...resolve(concrete, root), ...schema, anyOf: undefined };
+    const options = schema.anyOf.map((s) => resolve(s, root)).filter((s) => s.type !== "null");
+    // Several shapes, text among them (an argv list or a shell string): text, JSON if it is.
+    if (options.length > 1 && options.some((s) => s.type === "string")) {
+      return { ...schema, anyOf: undefined, type: "string", loose: true };
+    }
+    return { ...options[0], ...schema, anyOf: undefined };
   }
   return schema || {};
 }
@@ -60,12 +64,17 @@ function field(name, schema, required) {
     input.rows = 2;
     input.placeholder = "JSON";
     input.dataset.kind = "json";
+  } else if ((schema.maxLength || 0) > 1000) {
+    input = document.createElement("textarea");  // a script, say
+    input.rows = 5;
+    input.dataset.kind = "string";
   } else {
     input = document.createElement("input");
-    input.dataset.kind = "string";
+    input.dataset.kind = schema.loose ? "loose" : "string";
+    if (schema.loose) input.placeholder = 'text, or JSON such as ["ls", "-l"]';
   }
   input.name = name;
-  if (schema.default !== undefined && input.type !== "checkbox") {
+  if (schema.default !== undefined && schema.default !== null && input.type !== "checkbox") {
     input.value = typeof schema.default === "string" ? schema.default : JSON.stringify(schema.default);
     if (input.dataset.kind === "number") input.value = schema.default;
   }
@@ -100,6 +109,7 @@ function definition() {
     if (input.value === "") continue;
     if (kind === "number") result[input.name] = Number(input.value);
     else if (kind === "json") result[input.name] = JSON.parse(input.value);
+    else if (kind === "loose" && /^\s*[[{"]/.test(input.value)) result[input.name] = JSON.parse(input.value);
     else result[input.name] = input.value;
   }
   return result;
