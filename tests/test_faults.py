@@ -291,5 +291,9 @@ def test_a_killed_workers_slurm_job_is_followed_again_not_resubmitted(
     job_id = final["result"]["job_id"]
     assert final["result"]["state"] == "COMPLETED"
     assert f"following Slurm job {job_id} again" in (tmp_path / "b.log").read_text()
-    jobs = slurm.run("sacct", "-n", "-X", "-P", f"--name=taskd-{key}", "--format=JobID")
+    jobs = until(
+        lambda: slurm.run("sacct", "-n", "-X", "-P", f"--name=taskd-{key}", "--format=JobID"),
+        15,
+        "the job's accounting record",
+    )
     assert jobs.split() == [job_id]  # one job: the re-run did not submit again

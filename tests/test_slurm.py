@@ -73,6 +73,14 @@ def jobs_named(slurm: Slurm, key: str) -> list[str]:
     return [line for line in out.splitlines() if line]
 
 
+async def accounted(slurm: Slurm, key: str) -> list[str]:
+    """jobs_named, once accounting has the task's job (its record lands about 1 s late)."""
+    deadline = time.monotonic() + 15
+    while not (jobs := jobs_named(slurm, key)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.3)
+    return jobs
+
+
 async def test_a_job_streams_its_states_and_ends_with_its_outputs(
     cluster: Client, workdir: Path, remote: tuple[Sshd, Slurm]
 ) -> None:
@@ -99,7 +107,7 @@ async def test_a_job_streams_its_states_and_ends_with_its_outputs(
     assert await err.text() == "warning\n"
     # The script went to the per-task workdir, and Slurm ran exactly one job for the task.
     assert (workdir / status["key"] / "job.sh").read_text() == script
-    assert jobs_named(remote[1], status["key"]) == [f"{result['job_id']}|COMPLETED"]
+    assert await accounted(remote[1], status["key"]) == [f"{result['job_id']}|COMPLETED"]
 
 
 async def test_a_failing_job_succeeds_with_its_state_unless_check(cluster: Client) -> None:
@@ -205,7 +213,7 @@ async def test_a_dropped_ssh_connection_mid_job_changes_nothing_but_a_delay(
     assert ended["result"]["state"] == "COMPLETED"
     out = await cluster.get("/v1/file/stdout", params={"task": status["key"]})
     assert await out.text() == "done\n"
-    assert len(jobs_named(slurm, status["key"])) == 1
+    assert len(await accounted(slurm, status["key"])) == 1
 
 
 async def test_a_handed_back_job_is_followed_again_not_resubmitted(
@@ -225,7 +233,7 @@ async def test_a_handed_back_job_is_followed_again_not_resubmitted(
     ended = await blocked(client, status["key"])
     assert ended["status"] == "success", ended
     assert ended["result"]["state"] == "COMPLETED"
-    assert jobs_named(remote[1], status["key"]) == [f"{ended['result']['job_id']}|COMPLETED"]
+    assert await accounted(remote[1], status["key"]) == [f"{ended['result']['job_id']}|COMPLETED"]
 
 
 async def test_scontrol_tells_the_end_when_accounting_cannot(
