@@ -57,6 +57,17 @@ async def read_lines(response: ClientResponse) -> list[Any]:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+# Debian's chromium, headless, on a machine with no network but loopback (see INFRA.md).
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
 
 
 def run_taskd(

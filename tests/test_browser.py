@@ -14,18 +14,8 @@ from aiohttp import web
 
 from taskd.signing import EXPIRES, sign_url
 from tests.conftest import SECRET, Client
+from tests.helpers import CHROMIUM_FLAGS
 from tests.images import ImageServer, jpeg
-
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
 
 
 async def dump_dom(url: str, profile: Path) -> str:

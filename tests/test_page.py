@@ -19,21 +19,12 @@ from PIL import Image
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.conftest import API_KEY, ConfigFactory, free_port
-from tests.helpers import ROOT
+from tests.helpers import CHROMIUM_FLAGS, ROOT
 from tests.images import ImageServer, jpeg
 from tests.processes import taskd, wait_for_line, write_toml
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = ROOT / "var" / "test-artifacts"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
@@ -69,7 +60,7 @@ async def browser() -> AsyncIterator[Browser]:
     chromium = shutil.which("chromium")
     assert chromium, "chromium is missing: `make test` installs it (apt-get install chromium)"
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=chromium, args=FLAGS)
+        launched = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         yield launched
         await launched.close()
 
