@@ -40,6 +40,28 @@ class WorkerMetrics:
             "taskd_worker_slots_busy", "Tasks this worker runs now", registry=self.registry
         )
         self.slots = Gauge("taskd_worker_slots", "max_jobs of this worker", registry=self.registry)
+        # `labels()` costs a lock and a tuple per call: each task name's children, kept.
+        self._by_name: dict[str, tuple[Any, Any]] = {}
+        self._by_outcome: dict[tuple[str, str], Any] = {}
+
+    def _named(self, name: str) -> tuple[Any, Any]:
+        children = self._by_name.get(name)
+        if children is None:
+            children = (self.wait_seconds.labels(name), self.run_seconds.labels(name))
+            self._by_name[name] = children
+        return children
+
+    def waited(self, name: str, seconds: float) -> None:
+        self._named(name)[0].observe(seconds)
+
+    def ran(self, name: str, seconds: float) -> None:
+        self._named(name)[1].observe(seconds)
+
+    def settled(self, name: str, status: str) -> None:
+        child = self._by_outcome.get((name, status))
+        if child is None:
+            child = self._by_outcome[(name, status)] = self.finished.labels(name, status)
+        child.inc()
 
     def snapshot(self) -> list[Any]:
         """The registry's samples as JSON-ready lists, for the heartbeat."""

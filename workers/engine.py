@@ -125,7 +125,7 @@ class Engine:
         self.metrics.slots_busy.set(len(self.running))
         if job.enqueued_ms and job.attempt == 1:
             waited = max(0.0, time.time() - job.enqueued_ms / 1000)
-            self.metrics.wait_seconds.labels(job.name).observe(waited)
+            self.metrics.waited(job.name, waited)
 
     async def attempt(self, job: Job) -> None:
         TASK_KEY.set(job.key)  # this asyncio task's own context: its log lines carry the key
@@ -141,7 +141,7 @@ class Engine:
             del self.running[job.key]
             self.metrics.slots_busy.set(len(self.running))
             self.changed.set()
-        self.metrics.run_seconds.labels(job.name).observe(time.monotonic() - started)
+        self.metrics.ran(job.name, time.monotonic() - started)
         self.finished.append(outcome)
 
     def after_settling(self, outcomes: Sequence[Outcome], settled: Sequence[bytes | None]) -> None:
@@ -153,7 +153,7 @@ class Engine:
                     extra={"task_key": outcome.job.key},
                 )
                 continue
-            self.metrics.finished.labels(outcome.job.name, outcome.status).inc()
+            self.metrics.settled(outcome.job.name, outcome.status)
             url = callback_url(outcome.job.callbacks, outcome.status)
             account = self.accounts.by_name.get(outcome.job.account)
             if url and account is not None:  # an account no longer configured: nobody to sign
