@@ -4,6 +4,7 @@ supervised: a child that exits unasked is started again."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import signal
@@ -84,6 +85,7 @@ def run(settings: Settings, config: Path, var: Path = Path("var")) -> int:
     try:
         env = {**os.environ, "TASKD_CONFIG": str(config.resolve())}
         if not settings.redis.configured:
+            own(var / "redis")  # the lock is held until this process ends
             redis = RedisServer(var / "redis", persist=True)
             server = redis
             children.append(Child("redis-server", lambda: server.start().running()))
@@ -111,6 +113,23 @@ def run(settings: Settings, config: Path, var: Path = Path("var")) -> int:
         )
         if redis is not None:
             redis.stop()
+
+
+class InUse(TaskdError):
+    """Another `taskd run` serves from the same directory."""
+
+
+def own(directory: Path) -> int:
+    """An exclusive lock on `directory`: a second `taskd run` there would start a second
+    redis-server on the same socket, and the first one's exit would unlink it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / "taskd-run.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise InUse(f"another `taskd run` is using {directory}/ (stop it first)") from None
+    return fd
 
 
 def spawn(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:

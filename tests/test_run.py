@@ -115,3 +115,21 @@ def test_run_with_its_port_taken_says_so_and_leaves_nothing(tmp_path: Path) -> N
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
     assert "taskd is serving" not in done.stdout
+
+
+def test_a_second_run_in_the_same_directory_is_refused(
+    service: tuple[subprocess.Popen[bytes], str, Path],
+) -> None:
+    """Its redis-server would take over the first one's socket, and lose it on exit."""
+    first, base, log = service
+    config = log.parent / "taskd.toml"
+    other = config.with_name("other.toml")
+    other.write_text(
+        config.read_text().replace(f"port = {base.rsplit(':', 1)[1]}", f"port = {free_port()}")
+    )
+    done = run_taskd("--config", str(other), "run", cwd=log.parent, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "taskd: another `taskd run` is using var/redis/ (stop it first)"
+    assert first.poll() is None
+    with urllib.request.urlopen(f"{base}/v1/tasks", timeout=10) as response:  # still serving
+        assert response.status == 200
