@@ -161,3 +161,19 @@ def test_a_large_upload_is_never_held_in_memory(make_config: ConfigFactory, tmp_
     assert answer[0]["result"]["size"] == size
     print(f"256 MiB upload: serve's peak memory grew by {grown_mib:.1f} MiB")
     assert grown_mib < 64, f"serve's peak memory grew by {grown_mib:.0f} MiB"
+
+
+async def test_a_form_may_carry_its_credentials_before_the_file(idle_api: Client) -> None:
+    form = aiohttp.FormData()
+    form.add_field("secret", SECRET)
+    form.add_field("file", b"from a form", filename="x.txt", content_type="text/plain")
+    response = await idle_api.post("/v1/upload/form.txt", data=form)
+    assert response.status == 200, await response.text()
+    [status] = await response.json()
+    assert status["result"]["size"] == len(b"from a form")
+    wrong = aiohttp.FormData()
+    wrong.add_field("secret", "wrong")
+    wrong.add_field("file", b"x", filename="x.txt")
+    refused = await idle_api.post("/v1/upload/form.txt", data=wrong)
+    assert refused.status == 401
+    assert (await refused.json())["message"] == "invalid secret"

@@ -22,12 +22,14 @@ from aiohttp import BodyPartReader, web
 from taskd.errors import InvalidRequest, Problem, TooLarge
 from taskd.records import new_key
 from taskd.storage import FileNameError, check_name
-from taskd.web.params import credentials, query_params
+from taskd.web.params import Params, credentials, query_params
 from taskd.web.responses import json_bytes, json_list
 from taskd.web.state import ACCOUNTS, RECORDS, SETTINGS, STORAGE
 
 CHUNK = 1 << 18
 FILE_FIELD = "file"
+CREDENTIAL_FIELDS = ("secret", "api_key")
+MAX_FIELD = 4096
 
 
 class Digests:
@@ -43,7 +45,8 @@ class Digests:
 
 
 async def upload(request: web.Request) -> web.StreamResponse:
-    account = request.app[ACCOUNTS].authenticate(credentials(request, query_params(request)))
+    params, chunks = await opened(request)
+    account = request.app[ACCOUNTS].authenticate(credentials(request, params))
     filename = request.match_info["filename"]
     try:
         check_name(filename)
@@ -57,7 +60,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
     storage = request.app[STORAGE]
     with spooled() as (path, out):
         digests = Digests()
-        async for chunk in body_chunks(request):
+        async for chunk in chunks:
             digests.update(chunk)
             if digests.size > limit:
                 raise too_large(limit)
@@ -92,15 +95,27 @@ def spooled() -> Iterator[tuple[Path, IO[bytes]]]:
             yield path, out
 
 
-async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
+async def opened(request: web.Request) -> tuple[Params, AsyncIterator[bytes]]:
+    """The parameters credentials come from, and the file's bytes as they arrive. A multipart
+    body may carry `secret`/`api_key` fields before its `file` field, as a form would."""
+    params = query_params(request)
     if request.content_type != "multipart/form-data":
-        async for chunk in request.content.iter_chunked(CHUNK):
-            yield chunk
-        return
+        return params, request.content.iter_chunked(CHUNK)
     reader = await request.multipart()
     async for part in reader:
-        if isinstance(part, BodyPartReader) and part.name == FILE_FIELD:
-            while chunk := await part.read_chunk(CHUNK):
-                yield chunk
-            return
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.name == FILE_FIELD:
+            return params, part_chunks(part)
+        if part.name in CREDENTIAL_FIELDS:
+            value = await part.read_chunk(MAX_FIELD + 1)
+            if len(value) > MAX_FIELD:
+                raise InvalidRequest([Problem(part.name, "body", f"{part.name} is too long")])
+            params.values[part.name] = value.decode(errors="replace")
+            params.sources[part.name] = "body"
     raise InvalidRequest([Problem(FILE_FIELD, "body", "a multipart upload needs a 'file' field")])
+
+
+async def part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while chunk := await part.read_chunk(CHUNK):
+        yield chunk
