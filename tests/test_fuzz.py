@@ -139,6 +139,10 @@ PATHS = [
     "/v1/file",
     "/v1/file/x",
     "/v1/files/AAAA/x",
+    "/v1/upload/x.bin",
+    "/v1/health",
+    "/v1/openapi.json",
+    "/ui/app.js",
     "/nope",
 ]
 HEADER_BYTES = st.binary(max_size=40).map(lambda b: bytes(c for c in b if c >= 0x20 and c != 0x7F))

@@ -223,7 +223,11 @@ def build_spec(registry: Registry) -> dict[str, Any]:
                     "content": {
                         "application/octet-stream": {"schema": {"type": "string"}},
                         "multipart/form-data": {
-                            "schema": {"type": "object", "properties": {"file": {}}}
+                            "schema": {
+                                "type": "object",
+                                "properties": {"secret": {}, "api_key": {}, "file": {}},
+                                "required": ["file"],
+                            }
                         },
                     }
                 },
