@@ -14,16 +14,13 @@ import logging
 import posixpath
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import asyncssh
 
 from taskd.remote import ConnectionDropped, RemoteError
 from taskd.remote.commands import Command, Output, command_line
 from taskd.settings import MachineSettings
-
-if TYPE_CHECKING:
-    from taskd.remote.slurm import Follower
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,7 +38,6 @@ class Machine:
         self.commands = 0  # commands started on it by this process
         self.reachable: bool | None = None  # as last seen, with when (unix time)
         self.checked: float | None = None
-        self.follower: Follower | None = None  # Slurm jobs followed here (taskd.remote.slurm)
         self.background: set[asyncio.Task[None]] = set()  # ended by close()
         self._connection: asyncssh.SSHClientConnection | None = None
         self._connecting = asyncio.Lock()

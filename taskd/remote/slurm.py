@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
@@ -310,8 +311,13 @@ class Follower:
                 followed.see(state)
 
 
+# One follower per machine of this process (a machine's own connection pool).
+_followers: weakref.WeakKeyDictionary[Machine, Follower] = weakref.WeakKeyDictionary()
+
+
 def follower_of(machine: Machine) -> Follower:
     """The process's follower for `machine`, made on first use."""
-    if machine.follower is None:
-        machine.follower = Follower(machine)
-    return machine.follower
+    follower = _followers.get(machine)
+    if follower is None:
+        follower = _followers[machine] = Follower(machine)
+    return follower
