@@ -54,7 +54,10 @@ class Heartbeats:
         raw: dict[bytes, bytes] = await self.redis.hgetall(self.key)  # type: ignore[misc]
         beats, dead = [], []
         for worker, value in raw.items():
-            beat = Beat(**orjson.loads(value))
+            try:
+                beat = Beat(**orjson.loads(value))
+            except (TypeError, ValueError):  # another version's beat: not ours to read
+                continue
             if now - beat.last_seen <= max_age:
                 beats.append(beat)
             elif now - beat.last_seen > 10 * max_age:

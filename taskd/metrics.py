@@ -101,12 +101,15 @@ class WorkerSamples(Collector):
     def collect(self) -> Iterator[Metric]:
         families: dict[str, Metric] = {}
         for worker, snapshot in sorted(self.snapshots.items()):
-            for name, kind, documentation, samples in snapshot:
-                family = families.get(name)
-                if family is None:
-                    family = families[name] = Metric(name, documentation, kind)
-                for sample, labels, value in samples:
-                    family.add_sample(sample, {**labels, "worker": worker}, value)
+            try:
+                for name, kind, documentation, samples in snapshot:
+                    family = families.get(name)
+                    if family is None:
+                        family = families[name] = Metric(name, documentation, kind)
+                    for sample, labels, value in samples:
+                        family.add_sample(sample, {**labels, "worker": worker}, value)
+            except (TypeError, ValueError):  # a snapshot in another shape: skip that worker
+                continue
         yield from families.values()
 
     def describe(self) -> Iterable[Metric]:

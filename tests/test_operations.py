@@ -161,3 +161,22 @@ async def test_open_streams_are_counted(make_api: ApiFactory) -> None:
     found = samples(await (await client.get("/metrics")).text())
     assert value(found, "taskd_open_streams") == 1
     stream.close()
+
+
+async def test_a_foreign_heartbeat_breaks_neither_health_nor_metrics(
+    idle_api: Client, settings: Any
+) -> None:
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(settings.redis.url)
+    try:
+        await client.hset("taskd:workers", "odd", b'{"id": "odd", "unknown": 1}')
+        now = time.time()
+        shape = b'{"id":"w","host":"h","jobs":[],"last_seen":%f,"metrics":[["x"]]}' % now
+        await client.hset("taskd:workers", "w", shape)
+    finally:
+        await client.aclose()
+    status, body = await health(idle_api)
+    assert status == 200
+    assert [w["id"] for w in body["workers"]] == ["w"]
+    assert (await idle_api.get("/metrics")).status == 200
