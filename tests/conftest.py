@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,10 @@ def settings(make_settings: SettingsFactory) -> Settings:
     return make_settings()
 
 
+# A test's worker stops at once (shutdown_grace 0); past this, the test reports where it hangs.
+STOP_BOUND = 20
+
+
 @dataclass
 class RunningWorker:
     """A worker engine running in the test's event loop."""
@@ -162,7 +167,12 @@ async def start_worker() -> AsyncIterator[WorkerFactory]:
     yield start
     for running in workers:
         if not running.task.done():
-            await running.stop()
+            try:
+                await asyncio.wait_for(running.stop(), STOP_BOUND)
+            except TimeoutError:
+                for task in asyncio.all_tasks():  # where it hangs, for whoever reads the log
+                    task.print_stack(file=sys.stderr)
+                raise AssertionError(f"the worker did not stop within {STOP_BOUND} s") from None
 
 
 @pytest.fixture
