@@ -27,6 +27,7 @@ T = TypeVar("T")
 # What taskd's own commands (squeue, sacct, ls…) may print; a user's command streams to files.
 MAX_OUTPUT = 16 * 1024 * 1024
 READ_SIZE = 65536
+CLOSE_TIMEOUT = 2.0
 # Errors that mean the connection is gone (or never came): open it again next time.
 DROPPED = (asyncssh.ConnectionLost, asyncssh.DisconnectError, BrokenPipeError, ConnectionError)
 
@@ -161,8 +162,11 @@ class Machine:
         self.background.clear()
         if self._connection is not None:
             self._connection.close()
+            # A peer that stopped answering must not hold up a worker's stop.
             with contextlib.suppress(Exception):
-                await self._connection.wait_closed()
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await self._connection.wait_closed()
+            self._connection.abort()
             self._connection = None
 
 
