@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from redis.asyncio import BlockingConnectionPool, Redis
+import asyncio
+from typing import Any
+
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -15,7 +19,40 @@ REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
 REDIS_UNAVAILABLE = (*REDIS_ERRORS, OSError)
 
 
-class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+class WaitingPool(ConnectionPool):
+    """At most `max_connections` connections; a caller beyond them waits for one to be free.
+
+    Not redis-py's BlockingConnectionPool: it waits on an asyncio.Condition, which on Python
+    before 3.13 can hand a wake-up to a waiter that is being cancelled and lose it; after
+    enough cancelled commands (aborted tasks, a stopping worker) its callers wait forever
+    with connections free. A semaphore passes a cancelled waiter's turn on.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = asyncio.Semaphore(self.max_connections)
+        self._holding: set[AbstractConnection] = set()
+
+    async def get_connection(self, *args: Any, **options: Any) -> AbstractConnection:
+        await self._slots.acquire()
+        try:
+            connection: AbstractConnection = await super().get_connection()
+        except BaseException:
+            self._slots.release()
+            raise
+        self._holding.add(connection)
+        return connection
+
+    async def release(self, connection: AbstractConnection) -> None:
+        try:
+            await super().release(connection)
+        finally:
+            if connection in self._holding:  # a connection's slot is given back once
+                self._holding.discard(connection)
+                self._slots.release()
+
+
+class WaitingSentinelPool(SentinelConnectionPool, WaitingPool):
     """Connections to whichever server the Sentinels name master, waiting when all are busy."""
 
     async def disconnect(self, inuse_connections: bool = True) -> None:
@@ -57,15 +94,12 @@ def redis_client(
         options["socket_keepalive"] = True
     if settings.sentinels:
         addresses = [(h, int(p)) for h, _, p in (a.rpartition(":") for a in settings.sentinels)]
-        pool: BlockingConnectionPool = BlockingSentinelPool(  # type: ignore[no-untyped-call]
+        pool: ConnectionPool = WaitingSentinelPool(  # type: ignore[no-untyped-call]
             settings.sentinel_master,
             Sentinel(addresses),  # type: ignore[no-untyped-call]
             max_connections=size,
-            timeout=None,
             **options,
         )
         return Redis(connection_pool=pool)
-    pool = BlockingConnectionPool.from_url(
-        settings.url, max_connections=size, timeout=None, **options
-    )
+    pool = WaitingPool.from_url(settings.url, max_connections=size, **options)
     return Redis(connection_pool=pool)
