@@ -20,12 +20,14 @@ REDIS_UNAVAILABLE = (*REDIS_ERRORS, OSError)
 
 
 class WaitingPool(ConnectionPool):
-    """At most `max_connections` connections; a caller beyond them waits for one to be free.
+    """At most `max_connections` connections; a caller beyond them waits its turn, in order.
 
-    Not redis-py's BlockingConnectionPool: it waits on an asyncio.Condition, which on Python
-    before 3.13 can hand a wake-up to a waiter that is being cancelled and lose it; after
-    enough cancelled commands (aborted tasks, a stopping worker) its callers wait forever
-    with connections free. A semaphore passes a cancelled waiter's turn on.
+    Not redis-py's BlockingConnectionPool: its waiters re-check an asyncio.Condition, and a
+    task that just gave a connection back takes it again before the woken waiter runs. With
+    a few tasks busy (a worker's tasks reporting progress), a waiter (the engine's settle, a
+    lease renewal, a request on serve's one connection) got none for 20 s and more
+    (tests/test_redis_pool.py). A semaphore serves waiters first come, first served, and
+    passes a cancelled waiter's turn on.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
