@@ -104,7 +104,7 @@ class TaskContext:
         """What an earlier attempt remembered under `name`, if any."""
         return await self._records.recall(self.key, name)
 
-    async def output_of(self, key: str, name: str | None) -> tuple[str, AsyncIterator[bytes]]:
+    async def output_of(self, key: str, name: str | None) -> AsyncIterator[bytes]:
         """An output file of another task that succeeded (`name` may be omitted if it has one)."""
         files = await self._records.files(key)
         if files is None:
@@ -116,4 +116,4 @@ class TaskContext:
         if name not in files:
             choices = ", ".join(repr(f) for f in files) or "none"
             raise TaskFailed(f"task {key} has no file {name!r} (its files: {choices})")
-        return name, self._storage.read(key, name)
+        return self._storage.read(key, name)

@@ -97,7 +97,7 @@ async def upload(ctx: TaskContext, params: UploadParams) -> dict[str, Any]:
     """Copies a URL's body or another task's output file onto a machine."""
     machine = ctx.machine(params.machine)
     if params.source_task is not None:
-        _, chunks = await ctx.output_of(params.source_task, params.source_file)
+        chunks = await ctx.output_of(params.source_task, params.source_file)
         return await put_stream(machine, chunks, params.target_path)
     assert params.source_url is not None
     async with ctx.fetch_stream(params.source_url) as body:

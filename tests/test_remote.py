@@ -269,7 +269,8 @@ async def test_upload_of_a_failing_url_leaves_nothing(
     assert status["status"] == "error"
     assert "HTTP 404" in status["result"]
     assert not (workdir / "in" / "x.bin").exists()
-    assert not list((workdir / "in").glob(".*")) if (workdir / "in").exists() else True
+    leftovers = list((workdir / "in").iterdir()) if (workdir / "in").exists() else []
+    assert leftovers == []  # not even the temporary name
 
 
 async def test_download_makes_a_remote_file_this_tasks_output(

@@ -6,8 +6,6 @@ parameter can smuggle shell syntax onto a machine.
 
 from __future__ import annotations
 
-import shlex
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -45,11 +43,3 @@ class Command(Protocol[T_co]):
     def argv(self) -> list[str]: ...
 
     def parse(self, output: Output) -> T_co: ...
-
-
-def command_line(argv: Sequence[str], cwd: str | None = None) -> str:
-    """The line sent to the remote shell: argv quoted, run in `cwd` (created) if given."""
-    line = shlex.join(argv)
-    if cwd:
-        return f"mkdir -p {shlex.quote(cwd)} && cd {shlex.quote(cwd)} && {line}"
-    return line

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import posixpath
+import shlex
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TypeVar
@@ -19,7 +20,7 @@ from typing import TypeVar
 import asyncssh
 
 from taskd.remote import ConnectionDropped, RemoteError
-from taskd.remote.commands import Command, Output, command_line
+from taskd.remote.commands import Command, Output
 from taskd.settings import MachineSettings
 
 log = logging.getLogger(__name__)
@@ -119,13 +120,13 @@ class Machine:
 
     async def run(self, command: Command[T], timeout: float | None = None) -> T:
         """Run one of taskd's own commands; an idempotent one is tried again after a drop."""
-        argv = command.argv()
+        line = shlex.join(command.argv())  # quoted word by word: nothing reaches a shell raw
         try:
-            output = await self.execute(command_line(argv), timeout)
+            output = await self.execute(line, timeout)
         except ConnectionDropped:
             if not command.idempotent:
                 raise
-            output = await self.execute(command_line(argv), timeout)
+            output = await self.execute(line, timeout)
         return command.parse(output)
 
     async def execute(self, line: str, timeout: float | None = None) -> Output:

@@ -105,7 +105,8 @@ async def list_dir(machine: Machine, path: str) -> list[dict[str, Any]]:
             if is_dir:
                 names = [n for n in await sftp.readdir(target) if n.filename not in (".", "..")]
             else:
-                names = [asyncssh.SFTPName(posixpath.basename(target), longname_of(attrs), attrs)]
+                # A stat carries no `ls -l` line: owners are then given by number.
+                names = [asyncssh.SFTPName(posixpath.basename(target), "", attrs)]
             entries = []
             for name in names:
                 full = posixpath.join(target, str(name.filename)) if is_dir else target
@@ -120,11 +121,6 @@ async def list_dir(machine: Machine, path: str) -> list[dict[str, Any]]:
         except asyncssh.SFTPError as exc:
             raise sftp_error(machine, target, exc) from None
     return sorted(entries, key=lambda e: e["name"])
-
-
-def longname_of(attrs: asyncssh.SFTPAttrs) -> str:
-    """A stat of one file carries no `ls -l` line: owners are then given by number."""
-    return f"- 1 {attrs.uid} {attrs.gid}"
 
 
 def entry(name: asyncssh.SFTPName, link: str | None) -> dict[str, Any]:
